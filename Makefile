@@ -1,0 +1,48 @@
+# Two commands for a new user: `make run` and `make test`. Both create .venv
+# from the lock first if it is missing or older than the lock.
+PYTHON ?= python3.11
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+LOCK := requirements/requirements.lock
+STAMP := $(VENV)/.installed
+
+# TFX 1.16 needs tf-keras (Keras 3 breaks its Trainer); set before TF loads.
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: setup run test test-full lint format lock clean
+
+setup: $(STAMP)
+
+# The lock pins tfx/ml-pipelines-sdk, which declare Requires-Python <3.11 but
+# work on 3.11, so it is installed as resolved: no deps, no Python check.
+$(STAMP): $(LOCK) setup.py
+	test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install --quiet --no-deps --ignore-requires-python -r $(LOCK)
+	$(VENV_PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(VENV_PY) -m pip check
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV_PY) local_runner.py $(ARGS)
+
+lint: $(STAMP)
+	$(VENV_PY) -m ruff check .
+	$(VENV_PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(VENV_PY) -m ruff format .
+	$(VENV_PY) -m ruff check --fix .
+
+test: lint
+	$(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+# The full-data end-to-end run (about N minutes on 2 cores).
+test-full: $(STAMP)
+	$(VENV_PY) -m pytest -m full_data $(PYTEST_ARGS)
+
+lock:
+	$(PYTHON) scripts/compile_lock.py
+
+clean:
+	rm -rf $(VENV) output

@@ -1,0 +1,110 @@
+"""Turns TFDS MNIST splits into the pipeline's tf.Example TFRecords.
+
+The tf.Examples are encoded in C++ by tfx_bsl from an Arrow RecordBatch, not
+built one protobuf at a time in Python: 70,000 examples take well under a
+second that way. Feature contract (pipeline.features): `image` = 784 int64
+values 0..255 row-major, `label` = one int64 0..9.
+"""
+
+import dataclasses
+import math
+import os
+
+import numpy as np
+import pyarrow as pa
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from tfx_bsl.public.tfxio import RecordBatchToExamplesEncoder
+
+from pipeline import features
+
+EXAMPLES_PER_SHARD = 20_000
+TFRECORD_OPTIONS = "GZIP"
+
+
+@dataclasses.dataclass(frozen=True)
+class DigitArrays:
+    """A split held in memory: images (N, 784) and labels (N,), both int64."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, indices: np.ndarray) -> "DigitArrays":
+        """Returns the examples at `indices`, in that order."""
+        return DigitArrays(self.images[indices], self.labels[indices])
+
+
+def load_tfds_split(builder: tfds.core.DatasetBuilder, split: str, limit: int = 0) -> DigitArrays:
+    """Reads a prepared TFDS split into memory (MNIST is ~55 MB as uint8).
+
+    Args:
+      builder: A prepared TFDS `mnist` builder.
+      split: TFDS split name, "train" or "test".
+      limit: Keep only the first `limit` examples; 0 keeps all.
+
+    Returns:
+      The split's images, flattened row-major to 784 values, and labels.
+    """
+    split_spec = f"{split}[:{limit}]" if limit else split
+    data = tfds.as_numpy(builder.as_dataset(split=split_spec, batch_size=-1))
+    images = data["image"].reshape(len(data["image"]), features.NUM_PIXELS)
+    return DigitArrays(images.astype(np.int64), data["label"].astype(np.int64))
+
+
+def holdout_split(
+    num_examples: int, holdout_size: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Splits indices 0..num_examples-1 into (train, held-out), deterministically.
+
+    The same (num_examples, holdout_size, seed) always gives the same split, so a
+    rerun trains and early-stops on the same examples.
+
+    Returns:
+      Sorted train indices and sorted held-out indices; together they cover
+      every index once.
+    """
+    if not 0 < holdout_size < num_examples:
+        raise ValueError(
+            f"eval hold-out of {holdout_size} must be between 1 and {num_examples - 1} "
+            f"(the train split has {num_examples} examples)"
+        )
+    permutation = np.random.RandomState(seed).permutation(num_examples)
+    return np.sort(permutation[holdout_size:]), np.sort(permutation[:holdout_size])
+
+
+def _list_array(values: np.ndarray, row_length: int) -> pa.ListArray:
+    offsets = np.arange(0, values.size + 1, row_length, dtype=np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values.reshape(-1)))
+
+
+def encode_examples(digits: DigitArrays) -> list[bytes]:
+    """Serializes digits as tf.Examples in the project's feature contract."""
+    record_batch = pa.RecordBatch.from_arrays(
+        [
+            _list_array(digits.images, features.NUM_PIXELS),
+            _list_array(digits.labels, 1),
+        ],
+        [features.IMAGE_KEY, features.LABEL_KEY],
+    )
+    return RecordBatchToExamplesEncoder().encode(record_batch)
+
+
+def write_tfrecords(serialized_examples: list[bytes], split_dir: str) -> list[str]:
+    """Writes examples as GZIP TFRecord shards named like TFX ExampleGen's.
+
+    Returns:
+      The paths of the shards written.
+    """
+    tf.io.gfile.makedirs(split_dir)
+    num_shards = max(1, math.ceil(len(serialized_examples) / EXAMPLES_PER_SHARD))
+    paths = []
+    for shard in range(num_shards):
+        path = os.path.join(split_dir, f"data_tfrecord-{shard:05d}-of-{num_shards:05d}.gz")
+        with tf.io.TFRecordWriter(path, options=TFRECORD_OPTIONS) as writer:
+            for record in serialized_examples[shard::num_shards]:
+                writer.write(record)
+        paths.append(path)
+    return paths

@@ -1,0 +1,132 @@
+"""Runs the MNIST pipeline on this machine: LocalDagRunner, Beam, SQLite MLMD.
+
+    python local_runner.py [--output-dir DIR] [--accuracy-threshold X]
+                           [--epochs N] [--mnist-dir DIR]
+
+Everything lands under --output-dir: `pipeline/` (the pipeline root),
+`metadata.db` (ML Metadata), `serving/mnist/<version>/` (released models)
+and `tfds/` (TFDS's prepared copy of MNIST, reused across runs).
+"""
+
+import os
+
+# TFX 1.16 needs tf-keras; this must be set before TensorFlow is first imported.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+
+from tfx import v1 as tfx  # noqa: E402
+
+from pipeline import config as pipeline_config  # noqa: E402
+from pipeline import run_summary  # noqa: E402
+from pipeline.pipeline import create_pipeline  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputLayout:
+    """Where a local run keeps its pipeline root, metadata and releases."""
+
+    output_dir: str
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.output_dir, "pipeline")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.output_dir, "metadata.db")
+
+    @property
+    def serving_model_dir(self) -> str:
+        return os.path.join(self.output_dir, "serving", pipeline_config.PIPELINE_NAME)
+
+    @property
+    def tfds_data_dir(self) -> str:
+        return os.path.join(self.output_dir, "tfds")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parses the runner's flags; defaults come from pipeline.config."""
+    defaults = pipeline_config.PipelineConfig()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--output-dir", default="output", help="default: ./output")
+    parser.add_argument("--accuracy-threshold", type=float, default=defaults.accuracy_threshold)
+    parser.add_argument(
+        "--epochs", type=int, default=defaults.trainer.max_epochs,
+        help="maximum epochs; early stopping usually ends sooner",
+    )
+    parser.add_argument(
+        "--mnist-dir", default=pipeline_config.DEFAULT_MNIST_DIR,
+        help="folder with the four MNIST archives (default: data/mnist); "
+        "without them TFDS downloads",
+    )
+    parser.add_argument("--tfds-data-dir", help="default: <output-dir>/tfds")
+    parser.add_argument(
+        "--train-limit", type=int, default=0,
+        help="use only the first N TFDS train examples (quick trial runs); 0 = all",
+    )
+    parser.add_argument("--test-limit", type=int, default=0, help="likewise for test; 0 = all")
+    parser.add_argument(
+        "--eval-holdout", type=int, default=defaults.data.eval_holdout_size,
+        help="train examples held out as the eval split for early stopping",
+    )
+    return parser.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> pipeline_config.PipelineConfig:
+    """Applies the flags to the default configuration."""
+    defaults = pipeline_config.PipelineConfig()
+    return dataclasses.replace(
+        defaults,
+        accuracy_threshold=args.accuracy_threshold,
+        trainer=dataclasses.replace(defaults.trainer, max_epochs=args.epochs),
+        data=dataclasses.replace(
+            defaults.data,
+            train_limit=args.train_limit,
+            test_limit=args.test_limit,
+            eval_holdout_size=args.eval_holdout,
+        ),
+    )
+
+
+def run(args: argparse.Namespace) -> run_summary.RunSummary:
+    """Builds and runs the pipeline, then reads its outcome from ML Metadata."""
+    layout = OutputLayout(os.path.abspath(args.output_dir))
+    config = build_config(args)
+    pipeline = create_pipeline(
+        pipeline_root=layout.pipeline_root,
+        serving_model_dir=layout.serving_model_dir,
+        mnist_dir=os.path.abspath(args.mnist_dir),
+        tfds_data_dir=os.path.abspath(args.tfds_data_dir or layout.tfds_data_dir),
+        schema_file=pipeline_config.SCHEMA_FILE,
+        transform_module_file=pipeline_config.TRANSFORM_MODULE_FILE,
+        trainer_module_file=pipeline_config.TRAINER_MODULE_FILE,
+        config=config,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            layout.metadata_path
+        ),
+    )
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    return run_summary.latest_run_summary(layout.metadata_path, config.pipeline_name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the pipeline and prints its summary; exit code 0 means released."""
+    args = parse_args(argv)
+    try:
+        summary = run(args)
+    except Exception as error:  # noqa: BLE001 - turned into a message and exit code
+        print(run_summary.explain_failure(error), file=sys.stderr)
+        return 1
+    print(summary.render())
+    return 0 if summary.pushed else 2
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("absl").setLevel(logging.INFO)
+    sys.exit(main())

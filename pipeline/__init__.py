@@ -1,0 +1,1 @@
+"""The MNIST TFX pipeline: definition, configuration and module files."""

@@ -1,0 +1,1 @@
+"""The Trainer module file (run_fn); nothing else may live here."""

@@ -1,0 +1,210 @@
+"""Trainer module: the dense Keras MNIST model, its training loop and signatures.
+
+`run_fn` is the entry point TFX calls; it stays short and delegates to the
+typed helpers below, which unit tests call directly.
+"""
+
+import json
+import logging
+import os
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+from pipeline import features
+from pipeline.config import TrainerConfig
+
+HISTORY_FILE = "training_history.json"
+_READ_BATCH_SIZE = 1024
+_IMAGE_XF = features.transformed_name(features.IMAGE_KEY)
+_LABEL_XF = features.transformed_name(features.LABEL_KEY)
+
+
+def _check_legacy_keras() -> None:
+    """TFX 1.16 saves models with tf-keras; Keras 3 cannot (`save_format` is gone)."""
+    if not tf.keras.__name__.startswith("tf_keras"):
+        raise RuntimeError(
+            "tf.keras is Keras 3, but TFX 1.16 needs tf-keras. Set "
+            "TF_USE_LEGACY_KERAS=1 before TensorFlow is imported (the project's "
+            "entry points do this; import them before tensorflow)."
+        )
+
+
+def input_fn(
+    file_pattern: list[str],
+    data_accessor: tfx.components.DataAccessor,
+    tf_transform_output: tft.TFTransformOutput,
+    batch_size: int,
+    shuffle_buffer: int = 0,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """Reads transformed examples once, caches them, then batches per epoch.
+
+    Args:
+      file_pattern: Transformed example files of one split.
+      data_accessor: TFX's accessor that turns the files into a tf.data source.
+      tf_transform_output: The Transform output (for the transformed schema).
+      batch_size: Training batch size.
+      shuffle_buffer: Shuffle buffer size; 0 disables shuffling (eval).
+      seed: Shuffle seed, for repeatable training.
+
+    Returns:
+      A finite dataset of ({"image_xf": [B, 784]}, label [B, 1]) batches.
+    """
+    dataset = data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(
+            batch_size=_READ_BATCH_SIZE, num_epochs=1, shuffle=False, label_key=_LABEL_XF
+        ),
+        tf_transform_output.transformed_metadata.schema,
+    )
+    dataset = dataset.unbatch().cache()
+    if shuffle_buffer:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def build_keras_model(hidden_units: tuple[int, ...], learning_rate: float) -> tf.keras.Model:
+    """Dense MNIST classifier: Dense(relu) hidden layers -> Dense(10, softmax).
+
+    Args:
+      hidden_units: Width of each hidden layer, e.g. (50, 50).
+      learning_rate: Initial Adam learning rate.
+
+    Returns:
+      A compiled model taking {"image_xf": float32 [B, 784]} and returning
+      class probabilities [B, 10].
+    """
+    image = tf.keras.Input(shape=(features.NUM_PIXELS,), name=_IMAGE_XF)
+    hidden = image
+    for index, units in enumerate(hidden_units):
+        hidden = tf.keras.layers.Dense(units, activation="relu", name=f"hidden_{index}")(hidden)
+    probabilities = tf.keras.layers.Dense(
+        features.NUM_CLASSES, activation="softmax", name="probabilities"
+    )(hidden)
+    model = tf.keras.Model(inputs={_IMAGE_XF: image}, outputs=probabilities)
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
+        loss=tf.keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    return model
+
+
+class _EpochLogger(tf.keras.callbacks.Callback):
+    """Logs train and eval loss/accuracy after every epoch."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        logs = logs or {}
+        logging.info(
+            "epoch %d: loss=%.4f accuracy=%.4f eval_loss=%.4f eval_accuracy=%.4f lr=%.2e",
+            epoch + 1,
+            logs.get("loss", float("nan")),
+            logs.get("accuracy", float("nan")),
+            logs.get("val_loss", float("nan")),
+            logs.get("val_accuracy", float("nan")),
+            float(tf.keras.backend.get_value(self.model.optimizer.learning_rate)),
+        )
+
+
+def training_callbacks(config: TrainerConfig, log_dir: str) -> list[tf.keras.callbacks.Callback]:
+    """Early stopping on eval loss (best weights restored), LR drop, logs."""
+    return [
+        tf.keras.callbacks.EarlyStopping(
+            monitor="val_loss",
+            patience=config.early_stopping_patience,
+            restore_best_weights=True,
+        ),
+        tf.keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss",
+            factor=config.lr_plateau_factor,
+            patience=config.lr_plateau_patience,
+            min_lr=config.min_learning_rate,
+        ),
+        tf.keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"),
+        _EpochLogger(),
+    ]
+
+
+def make_serving_signatures(
+    model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput
+) -> dict[str, Any]:
+    """Signatures on serialized tf.Examples, with the Transform graph inside.
+
+    Returns:
+      `serving_default`: raw examples (no label) -> class probabilities [B, 10];
+      `transform_features`: raw examples -> transformed features, for TFMA.
+    """
+    model.tft_layer = tf_transform_output.transform_features_layer()
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_tf_examples(serialized_examples: tf.Tensor) -> tf.Tensor:
+        feature_spec = tf_transform_output.raw_feature_spec()
+        feature_spec.pop(features.LABEL_KEY)
+        raw_features = tf.io.parse_example(serialized_examples, feature_spec)
+        transformed = model.tft_layer(raw_features)
+        return model({_IMAGE_XF: transformed[_IMAGE_XF]})
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def transform_features(serialized_examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        raw_features = tf.io.parse_example(
+            serialized_examples, tf_transform_output.raw_feature_spec()
+        )
+        return model.tft_layer(raw_features)
+
+    return {
+        "serving_default": serve_tf_examples.get_concrete_function(),
+        "transform_features": transform_features.get_concrete_function(),
+    }
+
+
+def write_history(history: tf.keras.callbacks.History, model_run_dir: str) -> None:
+    """Saves per-epoch metrics beside the TensorBoard logs (epochs actually run)."""
+    record = {
+        "epochs_run": len(history.epoch),
+        "metrics": {name: [float(v) for v in values] for name, values in history.history.items()},
+    }
+    tf.io.gfile.makedirs(model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(model_run_dir, HISTORY_FILE), "w") as out:
+        json.dump(record, out, indent=2)
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    """TFX Trainer entry point: trains, then exports the serving model.
+
+    Args:
+      fn_args: Train/eval files, transform output, output dirs and the
+        `custom_config` that carries `TrainerConfig`.
+    """
+    _check_legacy_keras()
+    config = TrainerConfig.from_custom_config(fn_args.custom_config)
+    tf.keras.utils.set_random_seed(config.seed)
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    train_dataset = input_fn(
+        fn_args.train_files,
+        fn_args.data_accessor,
+        tf_transform_output,
+        config.batch_size,
+        shuffle_buffer=config.shuffle_buffer,
+        seed=config.seed,
+    )
+    eval_dataset = input_fn(
+        fn_args.eval_files, fn_args.data_accessor, tf_transform_output, config.batch_size
+    )
+    model = build_keras_model(config.hidden_units, config.learning_rate)
+    history = model.fit(
+        train_dataset,
+        validation_data=eval_dataset,
+        epochs=config.max_epochs,
+        callbacks=training_callbacks(config, fn_args.model_run_dir),
+        verbose=0,
+    )
+    write_history(history, fn_args.model_run_dir)
+    model.save(
+        fn_args.serving_model_dir,
+        save_format="tf",
+        signatures=make_serving_signatures(model, tf_transform_output),
+    )

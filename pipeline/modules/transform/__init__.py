@@ -1,0 +1,1 @@
+"""The Transform module file (preprocessing_fn); nothing else may live here."""

@@ -1,0 +1,171 @@
+"""`create_pipeline`: the MNIST TFX pipeline as one pure function.
+
+Every path, threshold and hyper-parameter comes in as an argument; the
+function reads no environment and runs nothing, so the local runner and the
+Kubeflow runner build the very same pipeline.
+"""
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from components.baseline_resolver import make_baseline_resolver
+from components.mnist_example_gen import SPLIT_EVAL, SPLIT_TEST, SPLIT_TRAIN, MnistExampleGen
+from pipeline import features
+from pipeline.config import PipelineConfig
+
+
+def make_eval_config(accuracy_threshold: float, baseline_tolerance: float) -> tfma.EvalConfig:
+    """TFMA config: test accuracy must clear the bar and not fall below the baseline.
+
+    Args:
+      accuracy_threshold: Lowest test accuracy that may be blessed.
+      baseline_tolerance: How much less accurate than the latest blessed model
+        a candidate may be (a tiny value: "not worse").
+
+    Returns:
+      An EvalConfig over the raw test examples via the `serving_default`
+      signature, with the `transform_features` signature for preprocessing.
+    """
+    accuracy = tfma.MetricConfig(
+        class_name="SparseCategoricalAccuracy",
+        threshold=tfma.MetricThreshold(
+            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": accuracy_threshold}),
+            change_threshold=tfma.GenericChangeThreshold(
+                direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                absolute={"value": -baseline_tolerance},
+            ),
+        ),
+    )
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name="serving_default",
+                label_key=features.LABEL_KEY,
+                preprocessing_function_names=["transform_features"],
+            )
+        ],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[
+            tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount"), accuracy])
+        ],
+    )
+
+
+def create_pipeline(
+    pipeline_root: str,
+    serving_model_dir: str,
+    mnist_dir: str,
+    tfds_data_dir: str,
+    schema_file: str,
+    transform_module_file: str,
+    trainer_module_file: str,
+    config: PipelineConfig,
+    beam_pipeline_args: list[str] | None = None,
+    metadata_connection_config=None,
+) -> tfx.dsl.Pipeline:
+    """Builds the MNIST pipeline: TFDS -> validated data -> model -> release.
+
+    Args:
+      pipeline_root: Root of all artifacts the components write.
+      serving_model_dir: Pusher's base directory; each release goes to a
+        versioned subdirectory.
+      mnist_dir: Folder with the original MNIST archives (TFDS manual dir).
+      tfds_data_dir: Where TFDS keeps its prepared data.
+      schema_file: The curated schema (schemas/schema.pbtxt).
+      transform_module_file: File defining `preprocessing_fn`.
+      trainer_module_file: File defining `run_fn`.
+      config: Thresholds, data split and trainer hyper-parameters.
+      beam_pipeline_args: Beam options for the Beam-powered components;
+        defaults to config.beam_pipeline_args.
+      metadata_connection_config: ML Metadata connection (the runner's choice).
+
+    Returns:
+      The TFX pipeline, ready for any orchestrator.
+    """
+    # Exports MNIST from the real TFDS builder as train / eval / test tf.Examples.
+    example_gen = MnistExampleGen(
+        mnist_dir=mnist_dir,
+        tfds_data_dir=tfds_data_dir,
+        eval_holdout_size=config.data.eval_holdout_size,
+        split_seed=config.data.split_seed,
+        train_limit=config.data.train_limit,
+        test_limit=config.data.test_limit,
+    )
+
+    # Computes per-split statistics: the input to validation and a record of the data.
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+
+    # Imports the curated, checked-in schema instead of inferring one from the data.
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
+
+    # Checks the statistics against the curated schema and records any anomalies.
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+
+    # Scales pixels to [0, 1] in a graph that training and serving both use.
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        module_file=transform_module_file,
+        splits_config=tfx.proto.SplitsConfig(
+            analyze=[SPLIT_TRAIN], transform=[SPLIT_TRAIN, SPLIT_EVAL]
+        ),
+        # StatisticsGen already describes the data; Transform's own statistics
+        # passes would only cost time.
+        disable_statistics=True,
+    )
+
+    # Trains the dense Keras model, early-stopping on the eval split.
+    trainer = tfx.components.Trainer(
+        module_file=trainer_module_file,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(splits=[SPLIT_TRAIN]),
+        eval_args=tfx.proto.EvalArgs(splits=[SPLIT_EVAL]),
+        custom_config=config.trainer.to_custom_config(),
+    )
+
+    # Finds the latest released (blessed) model other than this candidate: the
+    # baseline a new model may not fall below.
+    model_resolver = make_baseline_resolver(trainer.outputs["model"])
+
+    # Evaluates on the untouched test split; blesses only above the bar and baseline.
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        example_splits=[SPLIT_TEST],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=make_eval_config(config.accuracy_threshold, config.baseline_tolerance),
+    )
+
+    # Releases blessed models only, to a new versioned serving directory.
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
+        ),
+    )
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[
+            example_gen,
+            statistics_gen,
+            schema_gen,
+            example_validator,
+            transform,
+            trainer,
+            model_resolver,
+            evaluator,
+            pusher,
+        ],
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(
+            config.beam_pipeline_args if beam_pipeline_args is None else beam_pipeline_args
+        ),
+    )

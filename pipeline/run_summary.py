@@ -1,0 +1,202 @@
+"""What a pipeline run did, read back from ML Metadata and TFMA's outputs.
+
+The runner prints this after each run: per-component times (executed or
+cached), the test accuracy, whether the model was blessed (and if not, which
+threshold it missed), and where it was released.
+"""
+
+import dataclasses
+
+import tensorflow_model_analysis as tfma
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from components.tfds_mnist import MnistArchiveError
+
+ACCURACY_METRIC = "sparse_categorical_accuracy"
+_STATE_NAMES = {
+    metadata_store_pb2.Execution.COMPLETE: "executed",
+    metadata_store_pb2.Execution.CACHED: "cached",
+    metadata_store_pb2.Execution.FAILED: "failed",
+    metadata_store_pb2.Execution.RUNNING: "running",
+}
+_KNOWN_INPUT_ERRORS = (MnistArchiveError,)
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentRun:
+    """One component's execution within a pipeline run."""
+
+    node_id: str
+    state: str
+    seconds: float
+    outputs: dict[str, metadata_store_pb2.Artifact]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSummary:
+    """The outcome of one pipeline run."""
+
+    run_id: str
+    components: list[ComponentRun]
+    test_accuracy: float | None
+    blessed: bool
+    validation_failures: list[str]
+    pushed_destination: str | None
+
+    @property
+    def pushed(self) -> bool:
+        return self.pushed_destination is not None
+
+    def component(self, node_id: str) -> ComponentRun | None:
+        """Returns the named component's execution in this run, if any."""
+        return next((c for c in self.components if c.node_id == node_id), None)
+
+    def render(self) -> str:
+        """A short human summary, printed at the end of `local_runner.py`."""
+        lines = [f"Pipeline run {self.run_id}"]
+        for component in self.components:
+            lines.append(
+                f"  {component.node_id:<32} {component.state:<9} {component.seconds:7.1f} s"
+            )
+        accuracy = "n/a" if self.test_accuracy is None else f"{self.test_accuracy:.4f}"
+        lines.append(f"Test accuracy: {accuracy}")
+        lines.append(f"Blessed: {'yes' if self.blessed else 'no'}")
+        lines.extend(f"  not blessed because: {failure}" for failure in self.validation_failures)
+        lines.append(
+            f"Pushed to: {self.pushed_destination}" if self.pushed else "Pushed: no (nothing released)"
+        )
+        return "\n".join(lines)
+
+
+def connect(metadata_path: str) -> metadata_store.MetadataStore:
+    """Opens the SQLite ML Metadata store of a local run, read-only."""
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(config)
+
+
+def _node_id(store: metadata_store.MetadataStore, execution_id: int, pipeline_name: str) -> str:
+    for context in store.get_contexts_by_execution(execution_id):
+        if context.type == "node":
+            return context.name.removeprefix(f"{pipeline_name}.")
+    return "?"
+
+
+def component_runs(
+    store: metadata_store.MetadataStore, run_context_id: int, pipeline_name: str
+) -> list[ComponentRun]:
+    """Lists the executions of one pipeline run with their output artifacts."""
+    executions = sorted(
+        store.get_executions_by_context(run_context_id), key=lambda e: e.create_time_since_epoch
+    )
+    events = store.get_events_by_execution_ids([e.id for e in executions])
+    artifact_ids = {event.artifact_id for event in events}
+    artifacts = {a.id: a for a in store.get_artifacts_by_id(list(artifact_ids))}
+    runs = []
+    for execution in executions:
+        outputs = {
+            event.path.steps[0].key: artifacts[event.artifact_id]
+            for event in events
+            if event.execution_id == execution.id
+            and event.type == metadata_store_pb2.Event.OUTPUT
+            and event.path.steps
+        }
+        runs.append(
+            ComponentRun(
+                node_id=_node_id(store, execution.id, pipeline_name),
+                state=_STATE_NAMES.get(execution.last_known_state, "unknown"),
+                seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch)
+                / 1000.0,
+                outputs=outputs,
+            )
+        )
+    return runs
+
+
+def overall_accuracy(evaluation_uri: str) -> float | None:
+    """The candidate model's overall test accuracy from TFMA's metrics output."""
+    for metrics_for_slice in tfma.load_metrics(evaluation_uri):
+        if metrics_for_slice.slice_key.single_slice_keys:
+            continue
+        for key_and_value in metrics_for_slice.metric_keys_and_values:
+            key = key_and_value.key
+            if key.name == ACCURACY_METRIC and not key.is_diff and key.model_name != "baseline":
+                return key_and_value.value.double_value.value
+    return None
+
+
+def validation_failures(evaluation_uri: str) -> list[str]:
+    """TFMA's reasons for not blessing: metric, value and threshold, one per line."""
+    result = tfma.load_validation_result(evaluation_uri)
+    failures = []
+    for per_slice in result.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            kind = "change vs. baseline" if failure.metric_key.is_diff else "value"
+            failures.append(
+                f"{failure.metric_key.name} {kind} {failure.metric_value.double_value.value:.4f} "
+                f"violates threshold {_threshold_text(failure.metric_threshold)}"
+            )
+    if not result.validation_ok and not failures:
+        failures.extend(result.missing_thresholds and ["thresholds missing"] or [])
+    return failures
+
+
+def _threshold_text(threshold: tfma.MetricThreshold) -> str:
+    value = threshold.value_threshold
+    if value.HasField("lower_bound"):
+        return f">= {value.lower_bound.value}"
+    if value.HasField("upper_bound"):
+        return f"<= {value.upper_bound.value}"
+    change = threshold.change_threshold
+    if change.HasField("absolute"):
+        return f"change >= {change.absolute.value} (higher is better)"
+    return str(threshold).replace("\n", " ")
+
+
+def latest_run_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
+    """Summarizes the most recent run of `pipeline_name` in the store."""
+    store = connect(metadata_path)
+    runs = [c for c in store.get_contexts_by_type("pipeline_run")]
+    if not runs:
+        raise LookupError(f"no pipeline run recorded in {metadata_path}")
+    run_context = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+    components = component_runs(store, run_context.id, pipeline_name)
+    by_node = {c.node_id: c for c in components}
+    evaluation = by_node.get("Evaluator")
+    accuracy, blessed, failures = None, False, []
+    if evaluation and "evaluation" in evaluation.outputs:
+        evaluation_uri = evaluation.outputs["evaluation"].uri
+        accuracy = overall_accuracy(evaluation_uri)
+        failures = validation_failures(evaluation_uri)
+        blessing = evaluation.outputs["blessing"]
+        blessed = blessing.custom_properties["blessed"].int_value == 1
+    pusher = by_node.get("Pusher")
+    destination = None
+    if pusher and "pushed_model" in pusher.outputs:
+        pushed_model = pusher.outputs["pushed_model"]
+        if pushed_model.custom_properties["pushed"].int_value == 1:
+            destination = pushed_model.custom_properties["pushed_destination"].string_value
+    return RunSummary(
+        run_id=run_context.name,
+        components=components,
+        test_accuracy=accuracy,
+        blessed=blessed,
+        validation_failures=failures,
+        pushed_destination=destination,
+    )
+
+
+def explain_failure(error: BaseException) -> str:
+    """Turns a failed run's exception into a message that says what to fix."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, _KNOWN_INPUT_ERRORS):
+            return f"Pipeline stopped: {cause}"
+        cause = cause.__cause__ or cause.__context__
+    return (
+        f"Pipeline run failed: {type(error).__name__}: {error}\n"
+        "Nothing new was released. Fix the cause above and rerun; components that "
+        "already succeeded are cached and will not run again."
+    )

@@ -1,0 +1,13 @@
+"""The MNIST TFX pipeline as a package: what the runners import and Beam workers install."""
+
+import setuptools
+
+setuptools.setup(
+    name="mnist-tfx-pipeline",
+    version="0.1.0",
+    description="TFX pipeline: MNIST from TFDS to a released, audited Keras model.",
+    python_requires=">=3.11",
+    packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "components", "components.*"]),
+    py_modules=["local_runner"],
+    include_package_data=False,
+)
