@@ -55,22 +55,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output-dir", default="output", help="default: ./output")
     parser.add_argument("--accuracy-threshold", type=float, default=defaults.accuracy_threshold)
     parser.add_argument(
-        "--epochs", type=int, default=defaults.trainer.max_epochs,
+        "--epochs",
+        type=int,
+        default=defaults.trainer.max_epochs,
         help="maximum epochs; early stopping usually ends sooner",
     )
     parser.add_argument(
-        "--mnist-dir", default=pipeline_config.DEFAULT_MNIST_DIR,
+        "--mnist-dir",
+        default=pipeline_config.DEFAULT_MNIST_DIR,
         help="folder with the four MNIST archives (default: data/mnist); "
         "without them TFDS downloads",
     )
     parser.add_argument("--tfds-data-dir", help="default: <output-dir>/tfds")
     parser.add_argument(
-        "--train-limit", type=int, default=0,
+        "--train-limit",
+        type=int,
+        default=0,
         help="use only the first N TFDS train examples (quick trial runs); 0 = all",
     )
     parser.add_argument("--test-limit", type=int, default=0, help="likewise for test; 0 = all")
     parser.add_argument(
-        "--eval-holdout", type=int, default=defaults.data.eval_holdout_size,
+        "--eval-holdout",
+        type=int,
+        default=defaults.data.eval_holdout_size,
         help="train examples held out as the eval split for early stopping",
     )
     return parser.parse_args(argv)

@@ -7,7 +7,9 @@ setuptools.setup(
     version="0.1.0",
     description="TFX pipeline: MNIST from TFDS to a released, audited Keras model.",
     python_requires=">=3.11",
-    packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "components", "components.*"]),
+    packages=setuptools.find_packages(
+        include=["pipeline", "pipeline.*", "components", "components.*"]
+    ),
     py_modules=["local_runner"],
     include_package_data=False,
 )

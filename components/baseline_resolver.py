@@ -27,7 +27,9 @@ def latest_blessed_other_model(
 ) -> tuple[types.Artifact | None, types.Artifact | None]:
     """Returns (model, blessing) of the newest blessed model not in candidate_ids."""
     blessing_by_model_id = {
-        blessing.get_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY): blessing
+        blessing.get_int_custom_property(
+            evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY
+        ): blessing
         for blessing in blessings
         if blessing.get_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY) == 1
     }

@@ -54,9 +54,7 @@ def load_tfds_split(builder: tfds.core.DatasetBuilder, split: str, limit: int = 
     return DigitArrays(images.astype(np.int64), data["label"].astype(np.int64))
 
 
-def holdout_split(
-    num_examples: int, holdout_size: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(num_examples: int, holdout_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Splits indices 0..num_examples-1 into (train, held-out), deterministically.
 
     The same (num_examples, holdout_size, seed) always gives the same split, so a
@@ -75,20 +73,27 @@ def holdout_split(
     return np.sort(permutation[holdout_size:]), np.sort(permutation[:holdout_size])
 
 
-def _list_array(values: np.ndarray, row_length: int) -> pa.ListArray:
-    offsets = np.arange(0, values.size + 1, row_length, dtype=np.int32)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values.reshape(-1)))
+def _list_array(rows: np.ndarray) -> pa.ListArray:
+    """One Arrow list per row of a 2-D array (a 1-D array is one value per row)."""
+    rows = rows.reshape(len(rows), -1)
+    offsets = np.arange(0, rows.size + 1, rows.shape[1], dtype=np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(rows.reshape(-1)))
 
 
-def encode_examples(digits: DigitArrays) -> list[bytes]:
-    """Serializes digits as tf.Examples in the project's feature contract."""
-    record_batch = pa.RecordBatch.from_arrays(
-        [
-            _list_array(digits.images, features.NUM_PIXELS),
-            _list_array(digits.labels, 1),
-        ],
-        [features.IMAGE_KEY, features.LABEL_KEY],
-    )
+def encode_examples(digits: DigitArrays, with_label: bool = True) -> list[bytes]:
+    """Serializes digits as tf.Examples in the project's feature contract.
+
+    Args:
+      digits: The images and labels to encode.
+      with_label: False gives serving requests: the image alone.
+
+    Returns:
+      One serialized tf.Example per digit.
+    """
+    columns = {features.IMAGE_KEY: _list_array(digits.images)}
+    if with_label:
+        columns[features.LABEL_KEY] = _list_array(digits.labels)
+    record_batch = pa.RecordBatch.from_arrays(list(columns.values()), list(columns))
     return RecordBatchToExamplesEncoder().encode(record_batch)
 
 

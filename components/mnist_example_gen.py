@@ -77,9 +77,8 @@ def MnistExampleGen(  # noqa: N802 (TFX components are named like classes)
         "archive_sha256", json.dumps(tfds_mnist.registered_checksums(), sort_keys=True)
     )
     examples.set_string_custom_property(
-        "archive_source", os.path.abspath(mnist_dir) if tfds_mnist.has_all_archives(mnist_dir) else "download"
+        "archive_source",
+        os.path.abspath(mnist_dir) if tfds_mnist.has_all_archives(mnist_dir) else "download",
     )
     examples.set_string_custom_property("split_counts", json.dumps(counts))
-    logging.info(
-        "MnistExampleGen wrote %s examples in %.1f s", counts, time.monotonic() - started
-    )
+    logging.info("MnistExampleGen wrote %s examples in %.1f s", counts, time.monotonic() - started)

@@ -64,7 +64,9 @@ class RunSummary:
         lines.append(f"Blessed: {'yes' if self.blessed else 'no'}")
         lines.extend(f"  not blessed because: {failure}" for failure in self.validation_failures)
         lines.append(
-            f"Pushed to: {self.pushed_destination}" if self.pushed else "Pushed: no (nothing released)"
+            f"Pushed to: {self.pushed_destination}"
+            if self.pushed
+            else "Pushed: no (nothing released)"
         )
         return "\n".join(lines)
 

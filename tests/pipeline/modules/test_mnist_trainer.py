@@ -1,0 +1,60 @@
+"""The Keras model, its config plumbing and the serving signature helpers."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline import features
+from pipeline.config import TrainerConfig
+from pipeline.modules.trainer import mnist_trainer
+
+IMAGE_XF = features.transformed_name(features.IMAGE_KEY)
+
+
+def test_trainer_uses_tf_keras_not_keras3():
+    mnist_trainer._check_legacy_keras()
+    assert tf.keras.__name__.startswith("tf_keras")
+
+
+def test_model_has_the_configured_dense_layers_and_softmax_output():
+    model = mnist_trainer.build_keras_model((7, 5), learning_rate=1e-3)
+    dense = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Dense)]
+    assert [layer.units for layer in dense] == [7, 5, features.NUM_CLASSES]
+    assert dense[-1].activation is tf.keras.activations.softmax
+    probabilities = model({IMAGE_XF: tf.random.uniform((3, features.NUM_PIXELS))}).numpy()
+    assert probabilities.shape == (3, features.NUM_CLASSES)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_model_learns_a_separable_toy_problem():
+    tf.keras.utils.set_random_seed(0)
+    model = mnist_trainer.build_keras_model((16,), learning_rate=1e-2)
+    images = np.zeros((200, features.NUM_PIXELS), np.float32)
+    labels = np.arange(200) % 2
+    images[labels == 1, :10] = 1.0
+    model.fit({IMAGE_XF: images}, labels, epochs=20, verbose=0)
+    _, accuracy = model.evaluate({IMAGE_XF: images}, labels, verbose=0)
+    assert accuracy == 1.0
+
+
+def test_trainer_config_survives_the_custom_config_round_trip():
+    config = TrainerConfig(hidden_units=(64, 32), max_epochs=3, seed=7)
+    custom_config = json.loads(json.dumps(config.to_custom_config()))
+    assert TrainerConfig.from_custom_config(custom_config) == config
+
+
+def test_unknown_trainer_setting_is_an_error():
+    with pytest.raises(TypeError):
+        TrainerConfig.from_custom_config({"hidden_unit": [50]})
+
+
+def test_early_stopping_restores_best_weights_on_eval_loss(tmp_path):
+    callbacks = mnist_trainer.training_callbacks(
+        TrainerConfig(early_stopping_patience=3), str(tmp_path)
+    )
+    early_stopping = next(c for c in callbacks if isinstance(c, tf.keras.callbacks.EarlyStopping))
+    assert early_stopping.monitor == "val_loss"
+    assert early_stopping.patience == 3
+    assert early_stopping.restore_best_weights

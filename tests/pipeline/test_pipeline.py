@@ -1,0 +1,77 @@
+"""create_pipeline: the DAG and the gates, checked without running anything."""
+
+import tensorflow_model_analysis as tfma
+
+from pipeline import config as pipeline_config
+from pipeline.pipeline import create_pipeline, make_eval_config
+
+
+def _pipeline(tmp_path, **config_overrides):
+    config = pipeline_config.PipelineConfig(**config_overrides)
+    return create_pipeline(
+        pipeline_root=str(tmp_path / "root"),
+        serving_model_dir=str(tmp_path / "serving"),
+        mnist_dir=pipeline_config.DEFAULT_MNIST_DIR,
+        tfds_data_dir=str(tmp_path / "tfds"),
+        schema_file=pipeline_config.SCHEMA_FILE,
+        transform_module_file=pipeline_config.TRANSFORM_MODULE_FILE,
+        trainer_module_file=pipeline_config.TRAINER_MODULE_FILE,
+        config=config,
+    )
+
+
+def test_pipeline_has_the_components_in_dependency_order(tmp_path):
+    pipeline = _pipeline(tmp_path)
+    ids = [component.id for component in pipeline.components]
+    assert set(ids) == {
+        "MnistExampleGen",
+        "StatisticsGen",
+        "ImportSchemaGen",
+        "ExampleValidator",
+        "Transform",
+        "Trainer",
+        "latest_blessed_model_resolver",
+        "Evaluator",
+        "Pusher",
+    }
+    assert ids.index("Trainer") < ids.index("Evaluator") < ids.index("Pusher")
+    assert not (tmp_path / "root").exists(), "create_pipeline must not write anything"
+
+
+def test_pusher_only_releases_what_the_evaluator_blessed(tmp_path):
+    components = {c.id: c for c in _pipeline(tmp_path).components}
+    pusher_inputs = components["Pusher"].inputs
+    assert pusher_inputs["model_blessing"].producer_component_id == "Evaluator"
+    assert pusher_inputs["model"].producer_component_id == "Trainer"
+
+
+def test_evaluator_is_gated_on_threshold_and_baseline(tmp_path):
+    components = {c.id: c for c in _pipeline(tmp_path, accuracy_threshold=0.98).components}
+    evaluator = components["Evaluator"]
+    assert (
+        evaluator.inputs["baseline_model"].producer_component_id == "latest_blessed_model_resolver"
+    )
+    assert evaluator.exec_properties["example_splits"] == '["test"]'
+
+
+def test_eval_config_thresholds():
+    eval_config = make_eval_config(accuracy_threshold=0.97, baseline_tolerance=1e-10)
+    (metric,) = [
+        m
+        for m in eval_config.metrics_specs[0].metrics
+        if m.class_name == "SparseCategoricalAccuracy"
+    ]
+    assert metric.threshold.value_threshold.lower_bound.value == 0.97
+    change = metric.threshold.change_threshold
+    assert change.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+    assert change.absolute.value == -1e-10
+    assert eval_config.model_specs[0].signature_name == "serving_default"
+    assert list(eval_config.model_specs[0].preprocessing_function_names) == ["transform_features"]
+
+
+def test_trainer_gets_its_hyper_parameters_from_config(tmp_path):
+    trainer_config = pipeline_config.TrainerConfig(hidden_units=(20,), max_epochs=2)
+    components = {c.id: c for c in _pipeline(tmp_path, trainer=trainer_config).components}
+    custom_config = components["Trainer"].exec_properties["custom_config"]
+    assert '"hidden_units": [20]' in custom_config
+    assert '"max_epochs": 2' in custom_config

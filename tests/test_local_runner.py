@@ -1,0 +1,140 @@
+"""End to end, small: the real pipeline on a real slice of MNIST, checked in ML Metadata.
+
+No mocks: TFDS prepares MNIST from the archives, Beam runs StatisticsGen,
+Transform and the Evaluator, Keras trains, TFMA blesses, the Pusher releases.
+"""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from ml_metadata.proto import metadata_store_pb2
+
+import local_runner
+from components import example_export, tfds_mnist
+from pipeline import run_summary
+
+COMPONENTS = (
+    "ImportSchemaGen",
+    "MnistExampleGen",
+    "StatisticsGen",
+    "ExampleValidator",
+    "Transform",
+    "Trainer",
+    "Evaluator",
+    "Pusher",
+)
+SMALL_RUN_FLAGS = [
+    "--train-limit=3000",
+    "--eval-holdout=500",
+    "--test-limit=1000",
+    "--epochs=3",
+    "--accuracy-threshold=0.5",
+]
+
+
+def _run(output_dir, tfds_data_dir, mnist_dir, *extra):
+    return local_runner.main(
+        [
+            f"--output-dir={output_dir}",
+            f"--tfds-data-dir={tfds_data_dir}",
+            f"--mnist-dir={mnist_dir}",
+            *SMALL_RUN_FLAGS,
+            *extra,
+        ]
+    )
+
+
+def _executions_by_node(store):
+    by_node = {}
+    for execution in store.get_executions():
+        node = run_summary._node_id(store, execution.id, "mnist")
+        by_node.setdefault(node, []).append(execution)
+    return by_node
+
+
+def _versions(serving_dir):
+    return sorted(os.listdir(serving_dir)) if os.path.isdir(serving_dir) else []
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, tfds_data_dir, mnist_dir):
+    output_dir = tmp_path_factory.mktemp("pipeline_run")
+    exit_code = _run(output_dir, tfds_data_dir, mnist_dir)
+    layout = local_runner.OutputLayout(str(output_dir))
+    store = run_summary.connect(layout.metadata_path)
+    return exit_code, layout, store, len(store.get_artifacts()), _versions(layout.serving_model_dir)
+
+
+def test_every_component_executes_once(first_run):
+    exit_code, _, store, _, _ = first_run
+    assert exit_code == 0
+    by_node = _executions_by_node(store)
+    for node in COMPONENTS:
+        assert len(by_node[node]) == 1, node
+        assert by_node[node][0].last_known_state == metadata_store_pb2.Execution.COMPLETE, node
+
+
+def test_examples_record_their_tfds_source_and_splits(first_run):
+    _, _, store, _, _ = first_run
+    (examples,) = store.get_artifacts_by_type("Examples")[:1]
+    properties = examples.custom_properties
+    assert properties["tfds_name"].string_value == "mnist"
+    assert properties["tfds_version"].string_value == "3.0.1"
+    assert '"train-images-idx3-ubyte.gz": "440fcabf' in properties["archive_sha256"].string_value
+    assert properties["split_counts"].string_value == '{"train": 2500, "eval": 500, "test": 1000}'
+    for split in ("train", "eval", "test"):
+        assert tf.io.gfile.glob(os.path.join(examples.uri, f"Split-{split}", "*.gz"))
+
+
+def test_one_blessed_model_is_pushed_and_serves_raw_examples(first_run, tfds_data_dir, mnist_dir):
+    _, layout, _, _, versions = first_run
+    assert len(versions) == 1
+    model = tf.saved_model.load(os.path.join(layout.serving_model_dir, versions[0]))
+    assert {"serving_default", "transform_features"} <= set(model.signatures)
+
+    builder = tfds_mnist.prepare_mnist(mnist_dir, tfds_data_dir)
+    digits = example_export.load_tfds_split(builder, "test", limit=200)
+    serialized = example_export.encode_examples(digits, with_label=False)
+    assert b"label" not in serialized[0]
+    outputs = model.signatures["serving_default"](examples=tf.constant(serialized))
+    (probabilities,) = outputs.values()
+    probabilities = probabilities.numpy()
+    assert probabilities.shape == (200, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-4)
+    assert (probabilities.argmax(axis=1) == digits.labels).mean() > 0.7
+
+
+def test_summary_reports_accuracy_blessing_and_release(first_run):
+    _, layout, _, _, versions = first_run
+    summary = run_summary.latest_run_summary(layout.metadata_path, "mnist")
+    assert summary.blessed and summary.pushed
+    assert summary.pushed_destination.endswith(versions[0])
+    assert 0.7 < summary.test_accuracy <= 1.0
+    assert "Test accuracy: " in summary.render()
+
+
+def test_second_run_is_fully_cached_and_releases_nothing(first_run, tfds_data_dir, mnist_dir):
+    _, layout, store, artifact_count, versions = first_run
+    assert _run(layout.output_dir, tfds_data_dir, mnist_dir) == 0
+    assert len(store.get_artifacts()) == artifact_count
+    assert _versions(layout.serving_model_dir) == versions
+    summary = run_summary.latest_run_summary(layout.metadata_path, "mnist")
+    states = {c.node_id: c.state for c in summary.components}
+    assert all(states[node] == "cached" for node in COMPONENTS), states
+
+
+def test_corrupt_archive_fails_the_run_and_names_the_file(tmp_path, mnist_dir, capsys):
+    archives = tmp_path / "archives"
+    shutil.copytree(mnist_dir, archives)
+    corrupt = archives / "t10k-images-idx3-ubyte.gz"
+    corrupt.write_bytes(corrupt.read_bytes()[:1000])
+
+    exit_code = _run(tmp_path / "out", tmp_path / "tfds", archives)
+
+    assert exit_code == 1
+    message = capsys.readouterr().err
+    assert "Pipeline stopped" in message and str(corrupt) in message
+    assert not os.path.exists(tmp_path / "out" / "serving")
