@@ -16,17 +16,22 @@ PIPELINE_NAME = "mnist"
 class TrainerConfig:
     """Hyper-parameters of the dense Keras model and its training loop.
 
-    The defaults were chosen so that the released model is reliably >= 0.975
-    test accuracy (the seed recipe, Dense 50-50 for 10 epochs, scored
-    0.968-0.974): a longer budget with early stopping that restores the best
-    weights, and a learning rate that drops when the eval loss plateaus.
+    The defaults make the released model reliably >= 0.975 test accuracy with
+    the seed's kind of network (Dense 50-50; the seed recipe of 10 epochs
+    scored 0.968-0.974). Measured with a plain Keras loop over 3-5 seeds: a
+    longer budget with best-weight early stopping and an LR drop on plateau
+    still gave 0.972-0.976 (+ dropout 0.1: 0.972-0.976); adding small random
+    shifts of the training digits gave 0.977-0.979.
     """
 
     hidden_units: tuple[int, ...] = (50, 50)
+    dropout_rate: float = 0.1
     learning_rate: float = 1e-3
-    batch_size: int = 32
+    batch_size: int = 128
     shuffle_buffer: int = 10_000
-    max_epochs: int = 40
+    augment_max_shift: float = 0.08
+    """Random shift of training digits, as a fraction of 28 px (about 2 px)."""
+    max_epochs: int = 60
     early_stopping_patience: int = 6
     lr_plateau_patience: int = 2
     lr_plateau_factor: float = 0.3

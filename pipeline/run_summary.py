@@ -63,11 +63,15 @@ class RunSummary:
         lines.append(f"Test accuracy: {accuracy}")
         lines.append(f"Blessed: {'yes' if self.blessed else 'no'}")
         lines.extend(f"  not blessed because: {failure}" for failure in self.validation_failures)
-        lines.append(
-            f"Pushed to: {self.pushed_destination}"
-            if self.pushed
-            else "Pushed: no (nothing released)"
-        )
+        pusher = self.component("Pusher")
+        if not self.pushed:
+            lines.append("Pushed: no (nothing released)")
+        elif pusher is not None and pusher.state == "cached":
+            lines.append(
+                f"Pushed: nothing new (same model as before, at {self.pushed_destination})"
+            )
+        else:
+            lines.append(f"Pushed to: {self.pushed_destination}")
         return "\n".join(lines)
 
 

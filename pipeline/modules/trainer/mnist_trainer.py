@@ -40,6 +40,7 @@ def input_fn(
     batch_size: int,
     shuffle_buffer: int = 0,
     seed: int | None = None,
+    max_shift: float = 0.0,
 ) -> tf.data.Dataset:
     """Reads transformed examples once, caches them, then batches per epoch.
 
@@ -49,7 +50,9 @@ def input_fn(
       tf_transform_output: The Transform output (for the transformed schema).
       batch_size: Training batch size.
       shuffle_buffer: Shuffle buffer size; 0 disables shuffling (eval).
-      seed: Shuffle seed, for repeatable training.
+      seed: Shuffle and augmentation seed, for repeatable training.
+      max_shift: Random shift augmentation, as a fraction of the image; 0
+        disables it (eval).
 
     Returns:
       A finite dataset of ({"image_xf": [B, 784]}, label [B, 1]) batches.
@@ -64,15 +67,43 @@ def input_fn(
     dataset = dataset.unbatch().cache()
     if shuffle_buffer:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size)
+    if max_shift:
+        dataset = dataset.map(
+            make_shift_augmentation(max_shift, seed), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def build_keras_model(hidden_units: tuple[int, ...], learning_rate: float) -> tf.keras.Model:
+def make_shift_augmentation(max_shift: float, seed: int | None = None):
+    """Returns a batch map that moves each digit by up to max_shift of its size.
+
+    Training-only augmentation (never in Transform, so serving sees the digit
+    as sent). Small random shifts are what lets the small dense model reach
+    >= 0.975 test accuracy reliably: it cannot learn translation invariance
+    from 55,000 centred digits alone.
+    """
+    shift = tf.keras.layers.RandomTranslation(
+        max_shift, max_shift, fill_mode="constant", fill_value=0.0, seed=seed
+    )
+
+    def augment(batch: dict[str, tf.Tensor], labels: tf.Tensor):
+        images = tf.reshape(batch[_IMAGE_XF], [-1, features.IMAGE_HEIGHT, features.IMAGE_WIDTH, 1])
+        moved = shift(images, training=True)
+        return {**batch, _IMAGE_XF: tf.reshape(moved, [-1, features.NUM_PIXELS])}, labels
+
+    return augment
+
+
+def build_keras_model(
+    hidden_units: tuple[int, ...], learning_rate: float, dropout_rate: float = 0.0
+) -> tf.keras.Model:
     """Dense MNIST classifier: Dense(relu) hidden layers -> Dense(10, softmax).
 
     Args:
       hidden_units: Width of each hidden layer, e.g. (50, 50).
       learning_rate: Initial Adam learning rate.
+      dropout_rate: Dropout after each hidden layer while training; 0 = none.
 
     Returns:
       A compiled model taking {"image_xf": float32 [B, 784]} and returning
@@ -82,6 +113,8 @@ def build_keras_model(hidden_units: tuple[int, ...], learning_rate: float) -> tf
     hidden = image
     for index, units in enumerate(hidden_units):
         hidden = tf.keras.layers.Dense(units, activation="relu", name=f"hidden_{index}")(hidden)
+        if dropout_rate:
+            hidden = tf.keras.layers.Dropout(dropout_rate, name=f"dropout_{index}")(hidden)
     probabilities = tf.keras.layers.Dense(
         features.NUM_CLASSES, activation="softmax", name="probabilities"
     )(hidden)
@@ -190,11 +223,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         config.batch_size,
         shuffle_buffer=config.shuffle_buffer,
         seed=config.seed,
+        max_shift=config.augment_max_shift,
     )
     eval_dataset = input_fn(
         fn_args.eval_files, fn_args.data_accessor, tf_transform_output, config.batch_size
     )
-    model = build_keras_model(config.hidden_units, config.learning_rate)
+    model = build_keras_model(config.hidden_units, config.learning_rate, config.dropout_rate)
     history = model.fit(
         train_dataset,
         validation_data=eval_dataset,

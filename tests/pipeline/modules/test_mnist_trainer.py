@@ -58,3 +58,26 @@ def test_early_stopping_restores_best_weights_on_eval_loss(tmp_path):
     assert early_stopping.monitor == "val_loss"
     assert early_stopping.patience == 3
     assert early_stopping.restore_best_weights
+
+
+def test_shift_augmentation_moves_digits_but_keeps_labels_and_shape():
+    image = np.zeros((features.IMAGE_HEIGHT, features.IMAGE_WIDTH), np.float32)
+    image[10:18, 12:16] = 1.0
+    batch = {IMAGE_XF: tf.constant(np.tile(image.reshape(1, -1), (64, 1)))}
+    labels = tf.range(64)
+    augment = mnist_trainer.make_shift_augmentation(0.08, seed=1)
+    moved, same_labels = augment(batch, labels)
+    moved = moved[IMAGE_XF].numpy()
+    assert moved.shape == (64, features.NUM_PIXELS)
+    np.testing.assert_array_equal(same_labels.numpy(), labels.numpy())
+    assert moved.min() >= 0.0 and moved.max() <= 1.0
+    changed = (np.abs(moved - image.reshape(1, -1)).sum(axis=1) > 1.0).mean()
+    assert changed > 0.5, "most digits should have moved"
+    # Shifts of at most ~2 px keep the whole 8x4 stroke inside the image.
+    np.testing.assert_allclose(moved.sum(axis=1), image.sum(), atol=0.5)
+
+
+def test_dropout_is_added_after_each_hidden_layer():
+    model = mnist_trainer.build_keras_model((8, 8), learning_rate=1e-3, dropout_rate=0.1)
+    dropouts = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Dropout)]
+    assert [layer.rate for layer in dropouts] == [0.1, 0.1]
