@@ -109,8 +109,7 @@ def run(args: argparse.Namespace) -> run_summary.RunSummary:
         mnist_dir=os.path.abspath(args.mnist_dir),
         tfds_data_dir=os.path.abspath(args.tfds_data_dir or layout.tfds_data_dir),
         schema_file=pipeline_config.SCHEMA_FILE,
-        transform_module_file=pipeline_config.TRANSFORM_MODULE_FILE,
-        trainer_module_file=pipeline_config.TRAINER_MODULE_FILE,
+        user_code=pipeline_config.UserCode.module_files(),
         config=config,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             layout.metadata_path

@@ -13,6 +13,9 @@ from typing import Any
 from tfx import types
 from tfx.components.evaluator import constants as evaluator_constants
 from tfx.dsl.components.common import resolver
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
+    LatestBlessedModelStrategy,
+)
 from tfx.types import standard_artifacts
 
 CANDIDATE_KEY = "candidate"
@@ -60,13 +63,28 @@ class LatestBlessedBaselineStrategy(resolver.ResolverStrategy):
         }
 
 
-def make_baseline_resolver(candidate_model: types.BaseChannel) -> resolver.Resolver:
-    """The Resolver node that feeds the Evaluator its baseline model."""
-    return resolver.Resolver(
-        strategy_class=LatestBlessedBaselineStrategy,
-        **{
-            CANDIDATE_KEY: candidate_model,
-            MODEL_KEY: types.Channel(type=standard_artifacts.Model),
-            MODEL_BLESSING_KEY: types.Channel(type=standard_artifacts.ModelBlessing),
-        },
-    ).with_id("latest_blessed_model_resolver")
+def make_baseline_resolver(
+    candidate_model: types.BaseChannel, exclude_candidate: bool = True
+) -> resolver.Resolver:
+    """The Resolver node that feeds the Evaluator its baseline model.
+
+    Args:
+      candidate_model: The Trainer's model channel.
+      exclude_candidate: True: LatestBlessedBaselineStrategy (never the
+        candidate). False: TFX's LatestBlessedModelStrategy, the only kind the
+        Kubeflow V2 compiler can translate into a server-side query; there the
+        rerun-with-nothing-changed case is left to KFP's own caching.
+    """
+    models = {
+        MODEL_KEY: types.Channel(type=standard_artifacts.Model),
+        MODEL_BLESSING_KEY: types.Channel(type=standard_artifacts.ModelBlessing),
+    }
+    if exclude_candidate:
+        node = resolver.Resolver(
+            strategy_class=LatestBlessedBaselineStrategy,
+            **{CANDIDATE_KEY: candidate_model},
+            **models,
+        )
+    else:
+        node = resolver.Resolver(strategy_class=LatestBlessedModelStrategy, **models)
+    return node.with_id("latest_blessed_model_resolver")

@@ -88,6 +88,36 @@ class PipelineConfig:
     enable_cache: bool = True
 
 
+@dataclasses.dataclass(frozen=True)
+class UserCode:
+    """Where Transform and Trainer find `preprocessing_fn` and `run_fn`.
+
+    Locally: module *files*, which TFX packages into a wheel and hashes, so a
+    code change reruns the component (`module_files()`). On Kubeflow: dotted
+    *import paths* into this package, baked into the pipeline image, so the
+    compiled pipeline carries no path of the compiling machine
+    (`import_paths()`). Exactly one of each pair is set.
+    """
+
+    transform_module_file: str | None = None
+    trainer_module_file: str | None = None
+    preprocessing_fn: str | None = None
+    run_fn: str | None = None
+
+    @classmethod
+    def module_files(cls) -> "UserCode":
+        return cls(
+            transform_module_file=TRANSFORM_MODULE_FILE, trainer_module_file=TRAINER_MODULE_FILE
+        )
+
+    @classmethod
+    def import_paths(cls) -> "UserCode":
+        return cls(
+            preprocessing_fn="pipeline.modules.transform.mnist_transform.preprocessing_fn",
+            run_fn="pipeline.modules.trainer.mnist_trainer.run_fn",
+        )
+
+
 # Project files the pipeline is built from. Module files are passed to TFX by
 # path, so TFX packages and hashes them (a code change invalidates the cache).
 _PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent

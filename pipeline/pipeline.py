@@ -11,7 +11,7 @@ from tfx import v1 as tfx
 from components.baseline_resolver import make_baseline_resolver
 from components.mnist_example_gen import SPLIT_EVAL, SPLIT_TEST, SPLIT_TRAIN, MnistExampleGen
 from pipeline import features
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, UserCode
 
 
 def make_eval_config(accuracy_threshold: float, baseline_tolerance: float) -> tfma.EvalConfig:
@@ -57,11 +57,11 @@ def create_pipeline(
     mnist_dir: str,
     tfds_data_dir: str,
     schema_file: str,
-    transform_module_file: str,
-    trainer_module_file: str,
+    user_code: UserCode,
     config: PipelineConfig,
     beam_pipeline_args: list[str] | None = None,
     metadata_connection_config=None,
+    exclude_candidate_from_baseline: bool = True,
 ) -> tfx.dsl.Pipeline:
     """Builds the MNIST pipeline: TFDS -> validated data -> model -> release.
 
@@ -72,12 +72,15 @@ def create_pipeline(
       mnist_dir: Folder with the original MNIST archives (TFDS manual dir).
       tfds_data_dir: Where TFDS keeps its prepared data.
       schema_file: The curated schema (schemas/schema.pbtxt).
-      transform_module_file: File defining `preprocessing_fn`.
-      trainer_module_file: File defining `run_fn`.
+      user_code: Where `preprocessing_fn` and `run_fn` come from (module
+        files locally, import paths in a container image).
       config: Thresholds, data split and trainer hyper-parameters.
       beam_pipeline_args: Beam options for the Beam-powered components;
         defaults to config.beam_pipeline_args.
       metadata_connection_config: ML Metadata connection (the runner's choice).
+      exclude_candidate_from_baseline: Use the resolver that never offers the
+        candidate as its own baseline; Kubeflow V2 can only compile TFX's
+        built-in strategy (see components/baseline_resolver.py).
 
     Returns:
       The TFX pipeline, ready for any orchestrator.
@@ -107,7 +110,8 @@ def create_pipeline(
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
-        module_file=transform_module_file,
+        module_file=user_code.transform_module_file,
+        preprocessing_fn=user_code.preprocessing_fn,
         splits_config=tfx.proto.SplitsConfig(
             analyze=[SPLIT_TRAIN], transform=[SPLIT_TRAIN, SPLIT_EVAL]
         ),
@@ -118,7 +122,8 @@ def create_pipeline(
 
     # Trains the dense Keras model, early-stopping on the eval split.
     trainer = tfx.components.Trainer(
-        module_file=trainer_module_file,
+        module_file=user_code.trainer_module_file,
+        run_fn=user_code.run_fn,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
@@ -129,7 +134,9 @@ def create_pipeline(
 
     # Finds the latest released (blessed) model other than this candidate: the
     # baseline a new model may not fall below.
-    model_resolver = make_baseline_resolver(trainer.outputs["model"])
+    model_resolver = make_baseline_resolver(
+        trainer.outputs["model"], exclude_candidate=exclude_candidate_from_baseline
+    )
 
     # Evaluates on the untouched test split; blesses only above the bar and baseline.
     evaluator = tfx.components.Evaluator(

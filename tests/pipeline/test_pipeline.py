@@ -14,8 +14,7 @@ def _pipeline(tmp_path, **config_overrides):
         mnist_dir=pipeline_config.DEFAULT_MNIST_DIR,
         tfds_data_dir=str(tmp_path / "tfds"),
         schema_file=pipeline_config.SCHEMA_FILE,
-        transform_module_file=pipeline_config.TRANSFORM_MODULE_FILE,
-        trainer_module_file=pipeline_config.TRAINER_MODULE_FILE,
+        user_code=pipeline_config.UserCode.module_files(),
         config=config,
     )
 
