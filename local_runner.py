@@ -1,7 +1,7 @@
 """Runs the MNIST pipeline on this machine: LocalDagRunner, Beam, SQLite MLMD.
 
     python local_runner.py [--output-dir DIR] [--accuracy-threshold X]
-                           [--epochs N] [--mnist-dir DIR]
+                           [--epochs N] [--mnist-dir DIR] [--beam-args "..."]
 
 Everything lands under --output-dir: `pipeline/` (the pipeline root),
 `metadata.db` (ML Metadata), `serving/mnist/<version>/` (released models)
@@ -16,6 +16,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import logging  # noqa: E402
+import shlex  # noqa: E402
 import sys  # noqa: E402
 
 from tfx import v1 as tfx  # noqa: E402
@@ -80,6 +81,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=defaults.data.eval_holdout_size,
         help="train examples held out as the eval split for early stopping",
     )
+    parser.add_argument(
+        "--beam-args",
+        help="Beam options for ExampleGen/StatisticsGen/Transform/Evaluator as one string, "
+        'passed through unchanged (e.g. "--runner=FlinkRunner --flink_master=HOST:8081 '
+        '--setup_file=./setup.py"); default: ' + " ".join(defaults.beam_pipeline_args),
+    )
     return parser.parse_args(argv)
 
 
@@ -111,6 +118,7 @@ def run(args: argparse.Namespace) -> run_summary.RunSummary:
         schema_file=pipeline_config.SCHEMA_FILE,
         user_code=pipeline_config.UserCode.module_files(),
         config=config,
+        beam_pipeline_args=shlex.split(args.beam_args) if args.beam_args else None,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             layout.metadata_path
         ),
