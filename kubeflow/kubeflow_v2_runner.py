@@ -16,10 +16,12 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import json  # noqa: E402
 import logging  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
 
+import yaml  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
 
 from pipeline import config as pipeline_config  # noqa: E402
@@ -36,7 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parses the compile flags."""
     defaults = pipeline_config.PipelineConfig()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--output-file", required=True, help="pipeline spec to write (.json)")
+    parser.add_argument(
+        "--output-file", required=True, help="pipeline spec to write: .json, or .yaml/.yml"
+    )
     parser.add_argument("--pipeline-root", required=True, help="e.g. gs://BUCKET/mnist/root")
     parser.add_argument("--serving-dir", required=True, help="Pusher's base directory")
     parser.add_argument(
@@ -78,12 +82,19 @@ def compile_pipeline(args: argparse.Namespace) -> str:
         exclude_candidate_from_baseline=False,
     )
     output_file = os.path.abspath(args.output_file)
+    as_yaml = output_file.endswith((".yaml", ".yml"))
+    json_file = f"{output_file}.json" if as_yaml else output_file
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=args.image),
-        output_dir=os.path.dirname(output_file),
-        output_filename=os.path.basename(output_file),
+        output_dir=os.path.dirname(json_file),
+        output_filename=os.path.basename(json_file),
     )
     runner.run(pipeline)
+    if as_yaml:
+        # TFX writes JSON; the same document as YAML (KFP reads both).
+        with open(json_file) as source, open(output_file, "w") as out:
+            yaml.safe_dump(json.load(source), out, sort_keys=True)
+        os.remove(json_file)
     return output_file
 
 

@@ -101,3 +101,14 @@ def test_compiling_twice_gives_the_same_file(compiled_file, tmp_path, v2_runner,
     again = tmp_path / "again.json"
     v2_runner.main([f"--output-file={again}", *compile_args])
     assert again.read_text() == compiled_file.read_text()
+
+
+def test_yaml_extension_writes_the_same_pipeline_as_yaml(
+    tmp_path, v2_runner, compile_args, compiled_file
+):
+    import yaml
+
+    path = tmp_path / "mnist_pipeline.yaml"
+    v2_runner.main([f"--output-file={path}", *compile_args])
+    assert yaml.safe_load(path.read_text()) == json.loads(compiled_file.read_text())
+    assert not (tmp_path / "mnist_pipeline.yaml.json").exists()
