@@ -82,6 +82,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="train examples held out as the eval split for early stopping",
     )
     parser.add_argument(
+        "--extra-examples",
+        metavar="DIR",
+        help="folder of tf.Example TFRecord files (GZIP if *.gz, else plain) with `image` "
+        "and `label` as in schemas/schema.pbtxt, added to the training data",
+    )
+    parser.add_argument(
         "--beam-args",
         help="Beam options for ExampleGen/StatisticsGen/Transform/Evaluator as one string, "
         'passed through unchanged (e.g. "--runner=FlinkRunner --flink_master=HOST:8081 '
@@ -119,6 +125,7 @@ def run(args: argparse.Namespace) -> run_summary.RunSummary:
         user_code=pipeline_config.UserCode.module_files(),
         config=config,
         beam_pipeline_args=shlex.split(args.beam_args) if args.beam_args else None,
+        extra_examples_dir=os.path.abspath(args.extra_examples) if args.extra_examples else None,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             layout.metadata_path
         ),

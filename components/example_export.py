@@ -113,3 +113,13 @@ def write_tfrecords(serialized_examples: list[bytes], split_dir: str) -> list[st
                 writer.write(record)
         paths.append(path)
     return paths
+
+
+def read_examples_artifact(uri: str, split_names: list[str]) -> list[bytes]:
+    """Reads every serialized record of an Examples artifact (GZIP TFRecords)."""
+    records: list[bytes] = []
+    for split in split_names:
+        files = sorted(tf.io.gfile.glob(os.path.join(uri, f"Split-{split}", "*")))
+        dataset = tf.data.TFRecordDataset(files, compression_type=TFRECORD_OPTIONS)
+        records.extend(dataset.as_numpy_iterator())
+    return records

@@ -31,6 +31,7 @@ def MnistExampleGen(  # noqa: N802 (TFX components are named like classes)
     split_seed: tfx.dsl.components.Parameter[int] = 0,
     train_limit: tfx.dsl.components.Parameter[int] = 0,
     test_limit: tfx.dsl.components.Parameter[int] = 0,
+    extra_examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples] = None,
 ) -> None:
     """Exports MNIST from TFDS as the pipeline's `Examples` artifact.
 
@@ -46,6 +47,9 @@ def MnistExampleGen(  # noqa: N802 (TFX components are named like classes)
       train_limit: Use only the first N TFDS train examples (0 = all); for
         small test runs.
       test_limit: Use only the first N TFDS test examples (0 = all).
+      extra_examples: Optional newly labelled digits (ImportExampleGen's
+        output, all its splits) added to the `train` split as they are: bad
+        records surface in StatisticsGen/ExampleValidator and stop the run.
     """
     started = time.monotonic()
     builder = tfds_mnist.prepare_mnist(mnist_dir, tfds_data_dir)
@@ -59,11 +63,19 @@ def MnistExampleGen(  # noqa: N802 (TFX components are named like classes)
         SPLIT_TEST: example_export.load_tfds_split(builder, "test", test_limit),
     }
     examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
+    extra_records = []
+    if extra_examples is not None:
+        extra_records = example_export.read_examples_artifact(
+            extra_examples.uri, artifact_utils.decode_split_names(extra_examples.split_names)
+        )
     counts = {}
     for split, digits in split_data.items():
-        split_dir = artifact_utils.get_split_uri([examples], split)
-        example_export.write_tfrecords(example_export.encode_examples(digits), split_dir)
-        counts[split] = len(digits)
+        records = example_export.encode_examples(digits)
+        if split == SPLIT_TRAIN:
+            records += extra_records
+        example_export.write_tfrecords(records, artifact_utils.get_split_uri([examples], split))
+        counts[split] = len(records)
+    counts["extra_in_train"] = len(extra_records)
 
     examples.set_string_custom_property(
         example_gen_utils.PAYLOAD_FORMAT_PROPERTY_NAME, "FORMAT_TF_EXAMPLE"

@@ -8,6 +8,7 @@ Kubeflow runner build the very same pipeline.
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
+from components.anomaly_gate import AnomalyGate
 from components.baseline_resolver import make_baseline_resolver
 from components.mnist_example_gen import SPLIT_EVAL, SPLIT_TEST, SPLIT_TRAIN, MnistExampleGen
 from pipeline import features
@@ -24,17 +25,29 @@ def make_eval_config(accuracy_threshold: float, baseline_tolerance: float) -> tf
 
     Returns:
       An EvalConfig over the raw test examples via the `serving_default`
-      signature, with the `transform_features` signature for preprocessing.
+      signature, with the `transform_features` signature for preprocessing,
+      sliced overall and per digit, with a multi-class confusion matrix.
     """
+    overall = tfma.SlicingSpec()
+    per_digit = tfma.SlicingSpec(feature_keys=[features.LABEL_KEY])
     accuracy = tfma.MetricConfig(
         class_name="SparseCategoricalAccuracy",
-        threshold=tfma.MetricThreshold(
-            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": accuracy_threshold}),
-            change_threshold=tfma.GenericChangeThreshold(
-                direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                absolute={"value": -baseline_tolerance},
-            ),
-        ),
+        # The gate applies to the overall slice only; per-digit accuracy is
+        # reported, not gated (a few digits are always below the average).
+        per_slice_thresholds=[
+            tfma.PerSliceMetricThreshold(
+                slicing_specs=[overall],
+                threshold=tfma.MetricThreshold(
+                    value_threshold=tfma.GenericValueThreshold(
+                        lower_bound={"value": accuracy_threshold}
+                    ),
+                    change_threshold=tfma.GenericChangeThreshold(
+                        direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                        absolute={"value": -baseline_tolerance},
+                    ),
+                ),
+            )
+        ],
     )
     return tfma.EvalConfig(
         model_specs=[
@@ -44,9 +57,15 @@ def make_eval_config(accuracy_threshold: float, baseline_tolerance: float) -> tf
                 preprocessing_function_names=["transform_features"],
             )
         ],
-        slicing_specs=[tfma.SlicingSpec()],
+        slicing_specs=[overall, per_digit],
         metrics_specs=[
-            tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount"), accuracy])
+            tfma.MetricsSpec(
+                metrics=[
+                    tfma.MetricConfig(class_name="ExampleCount"),
+                    accuracy,
+                    tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+                ]
+            )
         ],
     )
 
@@ -62,6 +81,7 @@ def create_pipeline(
     beam_pipeline_args: list[str] | None = None,
     metadata_connection_config=None,
     exclude_candidate_from_baseline: bool = True,
+    extra_examples_dir: str | None = None,
 ) -> tfx.dsl.Pipeline:
     """Builds the MNIST pipeline: TFDS -> validated data -> model -> release.
 
@@ -81,12 +101,28 @@ def create_pipeline(
       exclude_candidate_from_baseline: Use the resolver that never offers the
         candidate as its own baseline; Kubeflow V2 can only compile TFX's
         built-in strategy (see components/baseline_resolver.py).
+      extra_examples_dir: Optional folder of tf.Example TFRecord files (GZIP
+        if named *.gz, else plain) in the feature contract, added to `train`.
 
     Returns:
       The TFX pipeline, ready for any orchestrator.
     """
+    components = []
+    extra_examples = None
+    if extra_examples_dir:
+        # Imports newly labelled digits; the door through which bad data can arrive.
+        import_example_gen = tfx.components.ImportExampleGen(
+            input_base=extra_examples_dir,
+            input_config=tfx.proto.Input(
+                splits=[tfx.proto.Input.Split(name=SPLIT_TRAIN, pattern="*")]
+            ),
+        ).with_id("ExtraExampleGen")
+        components.append(import_example_gen)
+        extra_examples = import_example_gen.outputs["examples"]
+
     # Exports MNIST from the real TFDS builder as train / eval / test tf.Examples.
     example_gen = MnistExampleGen(
+        extra_examples=extra_examples,
         mnist_dir=mnist_dir,
         tfds_data_dir=tfds_data_dir,
         eval_holdout_size=config.data.eval_holdout_size,
@@ -106,6 +142,9 @@ def create_pipeline(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
 
+    # Stops the run here when the validator found anomalies: no training on bad data.
+    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
+
     # Scales pixels to [0, 1] in a graph that training and serving both use.
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
@@ -119,6 +158,7 @@ def create_pipeline(
         # passes would only cost time.
         disable_statistics=True,
     )
+    transform.add_upstream_node(anomaly_gate)
 
     # Trains the dense Keras model, early-stopping on the eval split.
     trainer = tfx.components.Trainer(
@@ -160,10 +200,12 @@ def create_pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
         components=[
+            *components,
             example_gen,
             statistics_gen,
             schema_gen,
             example_validator,
+            anomaly_gate,
             transform,
             trainer,
             model_resolver,

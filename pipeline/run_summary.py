@@ -11,7 +11,9 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components.anomaly_gate import DataAnomaliesError
 from components.tfds_mnist import MnistArchiveError
+from pipeline import features
 
 ACCURACY_METRIC = "sparse_categorical_accuracy"
 _STATE_NAMES = {
@@ -20,7 +22,7 @@ _STATE_NAMES = {
     metadata_store_pb2.Execution.FAILED: "failed",
     metadata_store_pb2.Execution.RUNNING: "running",
 }
-_KNOWN_INPUT_ERRORS = (MnistArchiveError,)
+_KNOWN_INPUT_ERRORS = (MnistArchiveError, DataAnomaliesError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +45,14 @@ class RunSummary:
     blessed: bool
     validation_failures: list[str]
     pushed_destination: str | None
+    digit_accuracy: dict[int, float] = dataclasses.field(default_factory=dict)
+    """Test accuracy per true digit (TFMA slice on the label)."""
+    confusions: dict[int, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    """For each true digit: (most frequent wrong prediction, how often)."""
+
+    def worst_digits(self, count: int = 3) -> list[int]:
+        """The digits the model gets wrong most often, worst first."""
+        return sorted(self.digit_accuracy, key=self.digit_accuracy.get)[:count]
 
     @property
     def pushed(self) -> bool:
@@ -61,6 +71,12 @@ class RunSummary:
             )
         accuracy = "n/a" if self.test_accuracy is None else f"{self.test_accuracy:.4f}"
         lines.append(f"Test accuracy: {accuracy}")
+        for digit in self.worst_digits():
+            wrong, times = self.confusions.get(digit, (None, 0))
+            mistaken = f", most often read as {wrong} ({times}x)" if times else ""
+            lines.append(
+                f"  weak digit {digit}: accuracy {self.digit_accuracy[digit]:.4f}{mistaken}"
+            )
         lines.append(f"Blessed: {'yes' if self.blessed else 'no'}")
         lines.extend(f"  not blessed because: {failure}" for failure in self.validation_failures)
         pusher = self.component("Pusher")
@@ -121,16 +137,51 @@ def component_runs(
     return runs
 
 
+def _candidate_accuracy(metrics_for_slice) -> float | None:
+    for key_and_value in metrics_for_slice.metric_keys_and_values:
+        key = key_and_value.key
+        if key.name == ACCURACY_METRIC and not key.is_diff and key.model_name != "baseline":
+            return key_and_value.value.double_value.value
+    return None
+
+
 def overall_accuracy(evaluation_uri: str) -> float | None:
     """The candidate model's overall test accuracy from TFMA's metrics output."""
     for metrics_for_slice in tfma.load_metrics(evaluation_uri):
-        if metrics_for_slice.slice_key.single_slice_keys:
-            continue
-        for key_and_value in metrics_for_slice.metric_keys_and_values:
-            key = key_and_value.key
-            if key.name == ACCURACY_METRIC and not key.is_diff and key.model_name != "baseline":
-                return key_and_value.value.double_value.value
+        if not metrics_for_slice.slice_key.single_slice_keys:
+            return _candidate_accuracy(metrics_for_slice)
     return None
+
+
+def digit_accuracy(evaluation_uri: str) -> dict[int, float]:
+    """Accuracy per true digit, from TFMA's slices on the label."""
+    per_digit = {}
+    for metrics_for_slice in tfma.load_metrics(evaluation_uri):
+        keys = metrics_for_slice.slice_key.single_slice_keys
+        if len(keys) == 1 and keys[0].column == features.LABEL_KEY:
+            accuracy = _candidate_accuracy(metrics_for_slice)
+            if accuracy is not None:
+                per_digit[int(keys[0].int64_value)] = accuracy
+    return per_digit
+
+
+def top_confusions(evaluation_uri: str) -> dict[int, tuple[int, int]]:
+    """From TFMA's multi-class confusion matrix (overall slice): for each true
+    digit, the wrong prediction it gets most often and how many times."""
+    confusions: dict[int, tuple[int, int]] = {}
+    for plots_for_slice in tfma.load_plots(evaluation_uri):
+        if plots_for_slice.slice_key.single_slice_keys:
+            continue
+        for key_and_value in plots_for_slice.plot_keys_and_values:
+            if key_and_value.key.model_name == "baseline":
+                continue
+            for matrix in key_and_value.value.multi_class_confusion_matrix_at_thresholds.matrices:
+                for entry in matrix.entries:
+                    actual, predicted = entry.actual_class_id, entry.predicted_class_id
+                    count = int(entry.num_weighted_examples)
+                    if actual != predicted and count > confusions.get(actual, (None, 0))[1]:
+                        confusions[actual] = (predicted, count)
+    return confusions
 
 
 def validation_failures(evaluation_uri: str) -> list[str]:
@@ -171,10 +222,12 @@ def latest_run_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
     components = component_runs(store, run_context.id, pipeline_name)
     by_node = {c.node_id: c for c in components}
     evaluation = by_node.get("Evaluator")
-    accuracy, blessed, failures = None, False, []
+    accuracy, blessed, failures, per_digit, confusions = None, False, [], {}, {}
     if evaluation and "evaluation" in evaluation.outputs:
         evaluation_uri = evaluation.outputs["evaluation"].uri
         accuracy = overall_accuracy(evaluation_uri)
+        per_digit = digit_accuracy(evaluation_uri)
+        confusions = top_confusions(evaluation_uri)
         failures = validation_failures(evaluation_uri)
         blessing = evaluation.outputs["blessing"]
         blessed = blessing.custom_properties["blessed"].int_value == 1
@@ -191,6 +244,8 @@ def latest_run_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
         blessed=blessed,
         validation_failures=failures,
         pushed_destination=destination,
+        digit_accuracy=per_digit,
+        confusions=confusions,
     )
 
 

@@ -21,6 +21,7 @@ COMPONENTS = (
     "MnistExampleGen",
     "StatisticsGen",
     "ExampleValidator",
+    "AnomalyGate",
     "Transform",
     "Trainer",
     "Evaluator",

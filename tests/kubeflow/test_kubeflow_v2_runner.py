@@ -45,6 +45,7 @@ def test_every_component_is_a_task(compiled_file):
         "StatisticsGen",
         "ImportSchemaGen",
         "ExampleValidator",
+        "AnomalyGate",
         "Transform",
         "Trainer",
         "Evaluator",

@@ -27,6 +27,7 @@ def test_pipeline_has_the_components_in_dependency_order(tmp_path):
         "StatisticsGen",
         "ImportSchemaGen",
         "ExampleValidator",
+        "AnomalyGate",
         "Transform",
         "Trainer",
         "latest_blessed_model_resolver",
@@ -34,6 +35,7 @@ def test_pipeline_has_the_components_in_dependency_order(tmp_path):
         "Pusher",
     }
     assert ids.index("Trainer") < ids.index("Evaluator") < ids.index("Pusher")
+    assert ids.index("AnomalyGate") < ids.index("Transform")
     assert not (tmp_path / "root").exists(), "create_pipeline must not write anything"
 
 
@@ -60,12 +62,17 @@ def test_eval_config_thresholds():
         for m in eval_config.metrics_specs[0].metrics
         if m.class_name == "SparseCategoricalAccuracy"
     ]
-    assert metric.threshold.value_threshold.lower_bound.value == 0.97
-    change = metric.threshold.change_threshold
+    (gate,) = metric.per_slice_thresholds
+    assert list(gate.slicing_specs) == [tfma.SlicingSpec()], "gate the overall slice only"
+    assert gate.threshold.value_threshold.lower_bound.value == 0.97
+    change = gate.threshold.change_threshold
     assert change.direction == tfma.MetricDirection.HIGHER_IS_BETTER
     assert change.absolute.value == -1e-10
     assert eval_config.model_specs[0].signature_name == "serving_default"
     assert list(eval_config.model_specs[0].preprocessing_function_names) == ["transform_features"]
+    assert tfma.SlicingSpec(feature_keys=["label"]) in eval_config.slicing_specs
+    class_names = {m.class_name for m in eval_config.metrics_specs[0].metrics}
+    assert "MultiClassConfusionMatrixPlot" in class_names
 
 
 def test_trainer_gets_its_hyper_parameters_from_config(tmp_path):
@@ -74,3 +81,28 @@ def test_trainer_gets_its_hyper_parameters_from_config(tmp_path):
     custom_config = components["Trainer"].exec_properties["custom_config"]
     assert '"hidden_units": [20]' in custom_config
     assert '"max_epochs": 2' in custom_config
+
+
+def test_transform_waits_for_the_anomaly_gate(tmp_path):
+    components = {c.id: c for c in _pipeline(tmp_path).components}
+    assert components["AnomalyGate"] in components["Transform"].upstream_nodes
+    gate_input = components["AnomalyGate"].inputs["anomalies"]
+    assert gate_input.producer_component_id == "ExampleValidator"
+
+
+def test_extra_examples_enter_through_import_example_gen(tmp_path):
+    config = pipeline_config.PipelineConfig()
+    pipeline = create_pipeline(
+        pipeline_root=str(tmp_path / "root"),
+        serving_model_dir=str(tmp_path / "serving"),
+        mnist_dir=pipeline_config.DEFAULT_MNIST_DIR,
+        tfds_data_dir=str(tmp_path / "tfds"),
+        schema_file=pipeline_config.SCHEMA_FILE,
+        user_code=pipeline_config.UserCode.module_files(),
+        config=config,
+        extra_examples_dir=str(tmp_path / "extra"),
+    )
+    components = {c.id: c for c in pipeline.components}
+    assert components["ExtraExampleGen"].exec_properties["input_base"] == str(tmp_path / "extra")
+    extra_input = components["MnistExampleGen"].inputs["extra_examples"]
+    assert extra_input.producer_component_id == "ExtraExampleGen"

@@ -1,0 +1,83 @@
+"""AnomalyGate: stops the pipeline before Transform when the data has anomalies.
+
+ExampleValidator only *records* anomalies in its ExampleAnomalies artifact;
+nothing downstream reads them, so bad data would still be trained on. This
+component reads that artifact and fails the run with every anomaly listed
+(split, feature, kind, description) and where the full report is. Transform
+runs only after it succeeds, so no model is trained or released from bad
+data; its execution, failed or not, is recorded in ML Metadata like any other.
+"""
+
+import dataclasses
+import os
+
+import tensorflow as tf
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx import v1 as tfx
+from tfx.types import artifact_utils
+
+ANOMALIES_FILE = "SchemaDiff.pb"
+
+
+class DataAnomaliesError(RuntimeError):
+    """The examples do not match the curated schema."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Anomaly:
+    """One schema violation in one split."""
+
+    split: str
+    feature: str
+    kind: str
+    description: str
+
+    def __str__(self) -> str:
+        return f"[{self.split}] {self.feature}: {self.kind}: {self.description}"
+
+
+def read_anomalies(anomalies_uri: str, split_names: list[str]) -> list[Anomaly]:
+    """Reads TFDV's per-split anomaly reports from an ExampleAnomalies artifact."""
+    found = []
+    for split in split_names:
+        path = os.path.join(anomalies_uri, f"Split-{split}", ANOMALIES_FILE)
+        report = anomalies_pb2.Anomalies()
+        report.ParseFromString(tf.io.gfile.GFile(path, "rb").read())
+        for feature, info in sorted(report.anomaly_info.items()):
+            kinds = [anomalies_pb2.AnomalyInfo.Type.Name(reason.type) for reason in info.reason]
+            found.append(Anomaly(split, feature, ", ".join(kinds) or "UNKNOWN", info.description))
+        if report.HasField("dataset_anomaly_info"):
+            info = report.dataset_anomaly_info
+            found.append(Anomaly(split, "(dataset)", "DATASET", info.description))
+    return found
+
+
+def gate_message(anomalies: list[Anomaly], anomalies_uri: str) -> str:
+    """The error a user sees: what is wrong, where the report is, what to do."""
+    lines = [f"{len(anomalies)} data anomal{'y' if len(anomalies) == 1 else 'ies'} found:"]
+    lines += [f"  {anomaly}" for anomaly in anomalies]
+    lines += [
+        f"Full report (TFDV Anomalies protos, one per split): {anomalies_uri}",
+        "Nothing was trained or released from this data. Fix or remove the offending "
+        "examples (e.g. the files passed with --extra-examples), or, if the data is "
+        "right and the schema is wrong, update schemas/schema.pbtxt in a reviewed change.",
+    ]
+    return "\n".join(lines)
+
+
+@tfx.dsl.components.component
+def AnomalyGate(  # noqa: N802 (TFX components are named like classes)
+    anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+) -> None:
+    """Fails when ExampleValidator found any anomaly in any split.
+
+    Args:
+      anomalies: ExampleValidator's output.
+
+    Raises:
+      DataAnomaliesError: listing every anomaly and the report's location.
+    """
+    split_names = artifact_utils.decode_split_names(anomalies.split_names)
+    found = read_anomalies(anomalies.uri, split_names)
+    if found:
+        raise DataAnomaliesError(gate_message(found, anomalies.uri))
