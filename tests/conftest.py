@@ -29,3 +29,31 @@ def tfds_data_dir(tmp_path_factory: pytest.TempPathFactory, mnist_dir: str) -> s
     data_dir = str(tmp_path_factory.mktemp("tfds"))
     tfds_mnist.prepare_mnist(mnist_dir, data_dir)
     return data_dir
+
+
+SMALL_RUN_FLAGS = (
+    "--train-limit=3000",
+    "--eval-holdout=500",
+    "--test-limit=1000",
+    "--epochs=3",
+    "--accuracy-threshold=0.5",
+)
+
+
+@pytest.fixture(scope="session")
+def run_small_pipeline(tfds_data_dir, mnist_dir):
+    """Runs local_runner.main on a small real slice; later flags override earlier."""
+    import local_runner
+
+    def run(output_dir, *flags: str) -> int:
+        return local_runner.main(
+            [
+                f"--output-dir={output_dir}",
+                f"--tfds-data-dir={tfds_data_dir}",
+                f"--mnist-dir={mnist_dir}",
+                *SMALL_RUN_FLAGS,
+                *flags,
+            ]
+        )
+
+    return run

@@ -27,25 +27,6 @@ COMPONENTS = (
     "Evaluator",
     "Pusher",
 )
-SMALL_RUN_FLAGS = [
-    "--train-limit=3000",
-    "--eval-holdout=500",
-    "--test-limit=1000",
-    "--epochs=3",
-    "--accuracy-threshold=0.5",
-]
-
-
-def _run(output_dir, tfds_data_dir, mnist_dir, *extra):
-    return local_runner.main(
-        [
-            f"--output-dir={output_dir}",
-            f"--tfds-data-dir={tfds_data_dir}",
-            f"--mnist-dir={mnist_dir}",
-            *SMALL_RUN_FLAGS,
-            *extra,
-        ]
-    )
 
 
 def _executions_by_node(store):
@@ -61,9 +42,9 @@ def _versions(serving_dir):
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory, tfds_data_dir, mnist_dir):
+def first_run(tmp_path_factory, run_small_pipeline):
     output_dir = tmp_path_factory.mktemp("pipeline_run")
-    exit_code = _run(output_dir, tfds_data_dir, mnist_dir)
+    exit_code = run_small_pipeline(output_dir)
     layout = local_runner.OutputLayout(str(output_dir))
     store = run_summary.connect(layout.metadata_path)
     return exit_code, layout, store, len(store.get_artifacts()), _versions(layout.serving_model_dir)
@@ -117,9 +98,9 @@ def test_summary_reports_accuracy_blessing_and_release(first_run):
     assert "Test accuracy: " in summary.render()
 
 
-def test_second_run_is_fully_cached_and_releases_nothing(first_run, tfds_data_dir, mnist_dir):
+def test_second_run_is_fully_cached_and_releases_nothing(first_run, run_small_pipeline):
     _, layout, store, artifact_count, versions = first_run
-    assert _run(layout.output_dir, tfds_data_dir, mnist_dir) == 0
+    assert run_small_pipeline(layout.output_dir) == 0
     assert len(store.get_artifacts()) == artifact_count
     assert _versions(layout.serving_model_dir) == versions
     summary = run_summary.latest_run_summary(layout.metadata_path, "mnist")
@@ -128,12 +109,23 @@ def test_second_run_is_fully_cached_and_releases_nothing(first_run, tfds_data_di
 
 
 def test_corrupt_archive_fails_the_run_and_names_the_file(tmp_path, mnist_dir, capsys):
+    import local_runner
+
     archives = tmp_path / "archives"
     shutil.copytree(mnist_dir, archives)
     corrupt = archives / "t10k-images-idx3-ubyte.gz"
     corrupt.write_bytes(corrupt.read_bytes()[:1000])
 
-    exit_code = _run(tmp_path / "out", tmp_path / "tfds", archives)
+    exit_code = local_runner.main(
+        [
+            f"--output-dir={tmp_path / 'out'}",
+            f"--tfds-data-dir={tmp_path / 'tfds'}",
+            f"--mnist-dir={archives}",
+            "--train-limit=100",
+            "--eval-holdout=10",
+            "--test-limit=10",
+        ]
+    )
 
     assert exit_code == 1
     message = capsys.readouterr().err

@@ -1,0 +1,349 @@
+"""Where did a released model come from? Reads the answer from ML Metadata.
+
+    python -m pipeline.lineage --output-dir DIR [--model PATH] [--json]
+    python -m pipeline.lineage --output-dir DIR --list
+
+Walks ML Metadata's own events from the pushed model back to the data, as
+people read it: release -> blessing (metrics, thresholds, baseline) -> trained
+model (hyper-parameters, epochs run) -> transform graph -> examples (splits,
+counts) -> TFDS dataset (name, version, archive checksums). Each step carries
+its ML Metadata id, URI and creation time. `--list` shows every run and
+release. No second metadata store: everything comes from `metadata.db`.
+"""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+from typing import Any  # noqa: E402
+
+import tensorflow as tf  # noqa: E402
+from ml_metadata.metadata_store import metadata_store  # noqa: E402
+from ml_metadata.proto import metadata_store_pb2  # noqa: E402
+
+from pipeline import run_summary  # noqa: E402
+from pipeline.modules.trainer.mnist_trainer import HISTORY_FILE  # noqa: E402
+
+Artifact = metadata_store_pb2.Artifact
+
+
+@dataclasses.dataclass
+class Step:
+    """One link of the chain: an artifact and what it says about the release."""
+
+    stage: str
+    artifact_id: int
+    artifact_type: str
+    uri: str
+    created: str
+    details: dict[str, Any]
+
+
+def _time(milliseconds: int) -> str:
+    return datetime.datetime.fromtimestamp(milliseconds / 1000, datetime.UTC).isoformat(
+        timespec="seconds"
+    )
+
+
+def _property(artifact_or_execution, name: str) -> Any:
+    value = artifact_or_execution.custom_properties.get(name)
+    if value is None:
+        value = artifact_or_execution.properties.get(name)
+    if value is None:
+        return None
+    kind = value.WhichOneof("value")
+    if kind == "struct_value":
+        from google.protobuf import json_format
+
+        return json_format.MessageToDict(value.struct_value)
+    return getattr(value, kind) if kind else None
+
+
+class Lineage:
+    """Event-walking helpers over one ML Metadata store."""
+
+    def __init__(self, store: metadata_store.MetadataStore):
+        self.store = store
+        self._types = {t.id: t.name for t in store.get_artifact_types()}
+
+    def type_name(self, artifact: Artifact) -> str:
+        return self._types.get(artifact.type_id, "?")
+
+    def producer(self, artifact: Artifact) -> metadata_store_pb2.Execution:
+        """The execution that output `artifact` (the first, if cached runs reuse it)."""
+        events = [
+            e
+            for e in self.store.get_events_by_artifact_ids([artifact.id])
+            if e.type == metadata_store_pb2.Event.OUTPUT
+        ]
+        (execution,) = self.store.get_executions_by_id([min(e.execution_id for e in events)])
+        return execution
+
+    def _linked(self, execution_id: int, event_type: int) -> dict[str, list[Artifact]]:
+        events = [
+            e
+            for e in self.store.get_events_by_execution_ids([execution_id])
+            if e.type == event_type and e.path.steps
+        ]
+        artifacts = {
+            a.id: a for a in self.store.get_artifacts_by_id([e.artifact_id for e in events])
+        }
+        linked: dict[str, list[Artifact]] = {}
+        for event in events:
+            linked.setdefault(event.path.steps[0].key, []).append(artifacts[event.artifact_id])
+        return linked
+
+    def inputs(self, execution_id: int) -> dict[str, list[Artifact]]:
+        return self._linked(execution_id, metadata_store_pb2.Event.INPUT)
+
+    def outputs(self, execution_id: int) -> dict[str, list[Artifact]]:
+        return self._linked(execution_id, metadata_store_pb2.Event.OUTPUT)
+
+    def step(self, stage: str, artifact: Artifact, **details: Any) -> Step:
+        return Step(
+            stage,
+            artifact.id,
+            self.type_name(artifact),
+            artifact.uri,
+            _time(artifact.create_time_since_epoch),
+            details,
+        )
+
+
+def find_release(store: metadata_store.MetadataStore, model_path: str | None = None) -> Artifact:
+    """The PushedModel for `model_path` (a serving version dir), else the latest push.
+
+    Raises:
+      LookupError: nothing was pushed, or nothing was pushed to model_path.
+    """
+    pushed = [a for a in store.get_artifacts_by_type("PushedModel") if _property(a, "pushed") == 1]
+    if model_path:
+        wanted = os.path.normpath(os.path.abspath(model_path))
+        pushed = [
+            a for a in pushed if os.path.normpath(str(_property(a, "pushed_destination"))) == wanted
+        ]
+    if not pushed:
+        where = f" to {model_path}" if model_path else ""
+        raise LookupError(f"no model was pushed{where} according to this ML Metadata store")
+    return max(pushed, key=lambda a: a.id)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _wrapped(value: Any) -> Any:
+    """Proto JSON writes a DoubleValue as a number; older writers as {"value": x}."""
+    return value.get("value") if isinstance(value, dict) else value
+
+
+def _thresholds(eval_config_json: str) -> list[str]:
+    config = json.loads(eval_config_json or "{}")
+    found = []
+    for spec in config.get("metrics_specs", []):
+        for metric in spec.get("metrics", []):
+            for per_slice in metric.get("per_slice_thresholds", []):
+                threshold = per_slice.get("threshold", {})
+                if "value_threshold" in threshold:
+                    bound = _wrapped(threshold["value_threshold"].get("lower_bound"))
+                    found.append(f"{metric['class_name']} >= {bound}")
+                if "change_threshold" in threshold:
+                    change = _wrapped(threshold["change_threshold"].get("absolute"))
+                    found.append(f"{metric['class_name']} change vs baseline >= {change}")
+    return found
+
+
+def _epochs_run(model_run: Artifact | None) -> int | None:
+    if model_run is None:
+        return None
+    path = os.path.join(model_run.uri, HISTORY_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as source:
+        return json.load(source)["epochs_run"]
+
+
+def trace_release(store: metadata_store.MetadataStore, release: Artifact) -> list[Step]:
+    """The chain from a PushedModel back to the TFDS data it came from."""
+    lineage = Lineage(store)
+    pusher = lineage.producer(release)
+    pusher_inputs = lineage.inputs(pusher.id)
+    (model,) = pusher_inputs["model"]
+    (blessing,) = pusher_inputs["model_blessing"]
+    steps = [
+        lineage.step(
+            "release",
+            release,
+            pushed_destination=_property(release, "pushed_destination"),
+            pushed_version=_property(release, "pushed_version"),
+        )
+    ]
+
+    evaluator = lineage.producer(blessing)
+    evaluation = lineage.outputs(evaluator.id)["evaluation"][0]
+    baseline = lineage.inputs(evaluator.id).get("baseline_model", [])
+    steps.append(
+        lineage.step(
+            "blessing",
+            blessing,
+            blessed=_property(blessing, "blessed") == 1,
+            test_accuracy=_rounded(run_summary.overall_accuracy(evaluation.uri)),
+            per_digit_accuracy={
+                digit: _rounded(accuracy)
+                for digit, accuracy in run_summary.digit_accuracy(evaluation.uri).items()
+            },
+            thresholds=_thresholds(_property(evaluator, "eval_config")),
+            baseline_model=({"id": baseline[0].id, "uri": baseline[0].uri} if baseline else None),
+            evaluation_uri=evaluation.uri,
+        )
+    )
+
+    trainer = lineage.producer(model)
+    trainer_inputs = lineage.inputs(trainer.id)
+    model_run = lineage.outputs(trainer.id).get("model_run", [None])[0]
+    steps.append(
+        lineage.step(
+            "model",
+            model,
+            hyper_parameters=json.loads(_property(trainer, "custom_config") or "{}"),
+            epochs_run=_epochs_run(model_run),
+        )
+    )
+
+    (transform_graph,) = trainer_inputs["transform_graph"]
+    transform = lineage.producer(transform_graph)
+    steps.append(
+        lineage.step(
+            "transform_graph",
+            transform_graph,
+            module=_property(transform, "module_path") or _property(transform, "preprocessing_fn"),
+        )
+    )
+
+    (examples,) = lineage.inputs(transform.id)["examples"]
+    example_gen = lineage.producer(examples)
+    extra = lineage.inputs(example_gen.id).get("extra_examples", [])
+    steps.append(
+        lineage.step(
+            "examples",
+            examples,
+            splits=json.loads(_property(examples, "split_names") or "[]")
+            if isinstance(_property(examples, "split_names"), str)
+            else None,
+            split_counts=json.loads(_property(examples, "split_counts") or "{}"),
+            extra_examples=({"id": extra[0].id, "uri": extra[0].uri} if extra else None),
+        )
+    )
+    steps.append(
+        lineage.step(
+            "tfds_dataset",
+            examples,
+            tfds_name=_property(examples, "tfds_name"),
+            tfds_version=_property(examples, "tfds_version"),
+            archive_sha256=json.loads(_property(examples, "archive_sha256") or "{}"),
+            archive_source=_property(examples, "archive_source"),
+        )
+    )
+    return steps
+
+
+def list_runs(store: metadata_store.MetadataStore, pipeline_name: str) -> list[dict[str, Any]]:
+    """Every run: id, time, accuracy, blessed, pushed path, or why it stopped."""
+    rows = []
+    runs = sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id)
+    for run in runs:
+        components = run_summary.component_runs(store, run.id, pipeline_name)
+        by_node = {c.node_id: c for c in components}
+        row: dict[str, Any] = {
+            "run_id": run.name,
+            "time": _time(run.create_time_since_epoch),
+            "test_accuracy": None,
+            "blessed": None,
+            "pushed": None,
+            "reason": "",
+        }
+        failed = [c.node_id for c in components if c.state == "failed"]
+        evaluator = by_node.get("Evaluator")
+        if evaluator and "evaluation" in evaluator.outputs:
+            uri = evaluator.outputs["evaluation"].uri
+            row["test_accuracy"] = run_summary.overall_accuracy(uri)
+            row["blessed"] = _property(evaluator.outputs["blessing"], "blessed") == 1
+            row["reason"] = "; ".join(run_summary.validation_failures(uri))
+        pusher = by_node.get("Pusher")
+        if pusher and "pushed_model" in pusher.outputs:
+            pushed_model = pusher.outputs["pushed_model"]
+            if _property(pushed_model, "pushed") == 1:
+                cached = " (cached: already released)" if pusher.state == "cached" else ""
+                row["pushed"] = f"{_property(pushed_model, 'pushed_destination')}{cached}"
+        if failed:
+            row["reason"] = f"stopped: {', '.join(failed)} failed"
+        elif not pusher:
+            row["reason"] = row["reason"] or "incomplete run"
+        rows.append(row)
+    return rows
+
+
+def render_chain(steps: list[Step]) -> str:
+    lines = []
+    for index, step in enumerate(steps):
+        arrow = "" if index == 0 else "<- "
+        lines.append(
+            f"{arrow}{step.stage}: {step.artifact_type} #{step.artifact_id} "
+            f"({step.created}) {step.uri}"
+        )
+        for key, value in step.details.items():
+            if isinstance(value, dict | list):
+                value = json.dumps(value, sort_keys=True)
+            lines.append(f"     {key}: {value}")
+    return "\n".join(lines)
+
+
+def render_runs(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'run':<28} {'accuracy':>8} {'blessed':>7}  pushed / reason"]
+    for row in rows:
+        accuracy = "-" if row["test_accuracy"] is None else f"{row['test_accuracy']:.4f}"
+        blessed = {True: "yes", False: "no", None: "-"}[row["blessed"]]
+        outcome = row["pushed"] or f"not pushed: {row['reason'] or 'not blessed'}"
+        lines.append(f"{row['run_id']:<28} {accuracy:>8} {blessed:>7}  {outcome}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--output-dir", default="output", help="the runner's --output-dir")
+    parser.add_argument("--model", help="a pushed version dir (default: the latest release)")
+    parser.add_argument("--list", action="store_true", help="every run and release")
+    parser.add_argument("--json", action="store_true", help="JSON instead of text")
+    parser.add_argument("--pipeline-name", default="mnist")
+    args = parser.parse_args(argv)
+    metadata_path = os.path.join(args.output_dir, "metadata.db")
+    if not os.path.exists(metadata_path):
+        print(
+            f"error: no ML Metadata at {metadata_path}; run local_runner.py first", file=sys.stderr
+        )
+        return 1
+    store = run_summary.connect(metadata_path)
+    try:
+        if args.list:
+            rows = list_runs(store, args.pipeline_name)
+            print(json.dumps(rows, indent=2) if args.json else render_runs(rows))
+        else:
+            steps = trace_release(store, find_release(store, args.model))
+            print(
+                json.dumps([dataclasses.asdict(s) for s in steps], indent=2)
+                if args.json
+                else render_chain(steps)
+            )
+    except LookupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Release gates and audit, through the real pipeline on a small slice of MNIST.
+
+Bad data enters by --extra-examples and must stop the run before training; a
+model below the bar or worse than the released one must not be pushed; the
+lineage command must trace the release back to the TFDS data.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import local_runner
+from components import example_export, tfds_mnist
+from pipeline import lineage, run_summary
+
+
+def _versions(layout):
+    path = layout.serving_model_dir
+    return sorted(os.listdir(path)) if os.path.isdir(path) else []
+
+
+def _count(store, type_name):
+    return len(store.get_artifacts_by_type(type_name))
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory, run_small_pipeline):
+    """A first run that releases a model: the baseline every later run meets."""
+    output_dir = tmp_path_factory.mktemp("gates")
+    assert run_small_pipeline(output_dir) == 0
+    layout = local_runner.OutputLayout(str(output_dir))
+    assert len(_versions(layout)) == 1
+    return layout
+
+
+def _bad_digits(kind: str):
+    images = np.zeros((5, 784), np.int64)
+    images[:, 300:310] = 200
+    labels = np.array([1, 2, 3, 4, 5])
+    if kind == "pixel_300":
+        images[:, 400] = 300
+    elif kind == "783_pixels":
+        images = images[:, :783]
+    elif kind == "label_10":
+        labels[2] = 10
+    return example_export.DigitArrays(images, labels)
+
+
+BAD_DATA = {
+    # kind: (feature named in the error, anomaly kind named in the error)
+    "pixel_300": ("image", "INT_TYPE_BIG_INT"),
+    "783_pixels": ("image", "INVALID_FEATURE_SHAPE"),
+    "no_label": ("label", "FEATURE_TYPE_LOW_FRACTION_PRESENT"),
+    "label_10": ("label", "INT_TYPE_BIG_INT"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_DATA))
+def test_bad_extra_examples_stop_the_run_before_training(
+    kind, released, run_small_pipeline, tmp_path, capsys
+):
+    extra_dir = tmp_path / "extra"
+    records = example_export.encode_examples(_bad_digits(kind), with_label=kind != "no_label")
+    if kind == "label_10":  # also exercises plain (uncompressed) TFRecord input
+        extra_dir.mkdir()
+        with tf.io.TFRecordWriter(str(extra_dir / "digits.tfrecord")) as writer:
+            for record in records:
+                writer.write(record)
+    else:
+        example_export.write_tfrecords(records, str(extra_dir))
+    store = run_summary.connect(released.metadata_path)
+    models_before, versions_before = _count(store, "Model"), _versions(released)
+
+    exit_code = run_small_pipeline(released.output_dir, f"--extra-examples={extra_dir}")
+
+    assert exit_code == 1
+    error = capsys.readouterr().err
+    feature, anomaly_kind = BAD_DATA[kind]
+    assert "data anomal" in error
+    (line,) = [line for line in error.splitlines() if line.startswith(f"  [train] {feature}: ")]
+    assert anomaly_kind in line
+    assert "Full report" in error and "ExampleValidator/anomalies" in error
+    assert _count(store, "Model") == models_before, "nothing may be trained"
+    assert _versions(released) == versions_before, "the release must stay untouched"
+    summary = run_summary.latest_run_summary(released.metadata_path, "mnist")
+    assert summary.component("AnomalyGate").state == "failed"
+    assert summary.component("Transform") is None
+
+
+def test_unreachable_threshold_is_not_blessed_and_says_why(released, run_small_pipeline, capsys):
+    versions_before = _versions(released)
+    exit_code = run_small_pipeline(released.output_dir, "--accuracy-threshold=0.999")
+    output = capsys.readouterr().out
+    assert exit_code == 2
+    assert "Blessed: no" in output
+    assert "sparse_categorical_accuracy value" in output
+    assert "violates threshold >= 0.999" in output
+    assert "Pushed: no" in output
+    assert _versions(released) == versions_before
+
+
+def test_worse_model_is_refused_by_the_baseline_comparison(released, run_small_pipeline, capsys):
+    versions_before = _versions(released)
+    exit_code = run_small_pipeline(released.output_dir, "--epochs=1", "--accuracy-threshold=0.1")
+    output = capsys.readouterr().out
+    summary = run_summary.latest_run_summary(released.metadata_path, "mnist")
+    assert exit_code == 2
+    assert summary.test_accuracy > 0.1, "only the baseline comparison may refuse it"
+    assert not summary.blessed and not summary.pushed
+    assert "change vs. baseline" in output
+    assert _versions(released) == versions_before
+
+
+def test_summary_shows_the_three_weakest_digits(released):
+    summary = run_summary.latest_run_summary(released.metadata_path, "mnist")
+    assert len(summary.digit_accuracy) == 10
+    weakest = summary.worst_digits()
+    assert len(weakest) == 3
+    others = set(summary.digit_accuracy) - set(weakest)
+    assert max(summary.digit_accuracy[d] for d in weakest) <= min(
+        summary.digit_accuracy[d] for d in others
+    )
+    assert summary.digit_accuracy[weakest[0]] == min(summary.digit_accuracy.values())
+    assert f"weak digit {weakest[0]}:" in summary.render()
+
+
+def test_lineage_traces_the_release_back_to_the_tfds_examples(released, capsys):
+    store = run_summary.connect(released.metadata_path)
+    assert lineage.main([f"--output-dir={released.output_dir}", "--json"]) == 0
+    chain = json.loads(capsys.readouterr().out)
+    stages = [step["stage"] for step in chain]
+    assert stages == ["release", "blessing", "model", "transform_graph", "examples", "tfds_dataset"]
+    (example_gen_output,) = [
+        a for a in store.get_artifacts_by_type("Examples") if "MnistExampleGen" in a.uri
+    ][:1]
+    assert chain[-1]["artifact_id"] == example_gen_output.id
+    assert chain[-1]["details"]["tfds_name"] == "mnist"
+    assert chain[-1]["details"]["archive_sha256"] == tfds_mnist.registered_checksums()
+    assert chain[0]["details"]["pushed_destination"].endswith(_versions(released)[0])
+    assert chain[1]["details"]["blessed"] is True
+    assert "SparseCategoricalAccuracy >= 0.5" in chain[1]["details"]["thresholds"]
+    assert chain[2]["details"]["hyper_parameters"]["hidden_units"] == [50, 50]
+    assert chain[2]["details"]["epochs_run"] == 3
+    assert chain[4]["details"]["split_counts"]["train"] == 2500
+
+
+def test_lineage_list_shows_refused_models_as_not_pushed_with_the_reason(released, capsys):
+    assert lineage.main([f"--output-dir={released.output_dir}", "--list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["pushed"] and rows[0]["blessed"]
+    refused = [row for row in rows if row["blessed"] is False]
+    assert any("violates threshold >= 0.999" in row["reason"] for row in refused)
+    assert any("change vs. baseline" in row["reason"] for row in refused)
+    assert all(row["pushed"] is None for row in refused)
+    stopped = [row for row in rows if "AnomalyGate failed" in row["reason"]]
+    assert len(stopped) == len(BAD_DATA)
+
+
+def test_new_data_trains_a_candidate_compared_with_the_release(
+    released, run_small_pipeline, tmp_path, tfds_data_dir, mnist_dir
+):
+    builder = tfds_mnist.prepare_mnist(mnist_dir, tfds_data_dir)
+    new_digits = example_export.load_tfds_split(builder, "train[3000:3200]")
+    example_export.write_tfrecords(example_export.encode_examples(new_digits), str(tmp_path))
+    store = run_summary.connect(released.metadata_path)
+    released_model = lineage.trace_release(store, lineage.find_release(store))[2]
+
+    run_small_pipeline(released.output_dir, f"--extra-examples={tmp_path}")
+
+    summary = run_summary.latest_run_summary(released.metadata_path, "mnist")
+    examples = summary.component("MnistExampleGen").outputs["examples"]
+    counts = json.loads(examples.custom_properties["split_counts"].string_value)
+    assert counts["extra_in_train"] == 200 and counts["train"] == 2700
+    evaluator = summary.component("Evaluator")
+    assert evaluator.state == "executed"
+    baseline = lineage.Lineage(store).inputs(_evaluator_execution_id(store))["baseline_model"]
+    assert [a.id for a in baseline] == [released_model.artifact_id]
+
+
+def _evaluator_execution_id(store) -> int:
+    run = max(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id)
+    return max(
+        e.id
+        for e in store.get_executions_by_context(run.id)
+        if run_summary._node_id(store, e.id, "mnist") == "Evaluator"
+    )
