@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup run test test-full lint format lock clean
+.PHONY: setup run test test-full benchmark lint format lock clean
 
 setup: $(STAMP)
 
@@ -37,9 +37,14 @@ format: $(STAMP)
 test: lint
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)
 
-# The full-data end-to-end run (about N minutes on 2 cores).
+# The full-data end-to-end run and the benchmark smoke run (about 8 minutes
+# on 2 cores together).
 test-full: $(STAMP)
-	$(VENV_PY) -m pytest -m full_data $(PYTEST_ARGS)
+	$(VENV_PY) -m pytest -m "full_data or slow" $(PYTEST_ARGS)
+
+# Performance figures (about 10 minutes); see benchmarks/README.md.
+benchmark: $(STAMP)
+	$(VENV_PY) benchmarks/benchmark.py --json benchmarks/latest.json
 
 lock:
 	$(PYTHON) scripts/compile_lock.py

@@ -34,15 +34,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mnist-dir", default=config.DEFAULT_MNIST_DIR)
     parser.add_argument("--tfds-data-dir", default=None, help="default: a fresh temp dir")
+    parser.add_argument("--train-limit", type=int, default=0, help="first N train digits; 0=all")
+    parser.add_argument("--test-limit", type=int, default=0, help="first N test digits; 0=all")
+    parser.add_argument("--eval-holdout", type=int, default=config.DataConfig().eval_holdout_size)
+    parser.add_argument("--epochs", type=int, default=config.TrainerConfig().max_epochs)
     args = parser.parse_args()
     started = time.monotonic()
-    trainer = config.TrainerConfig()
-    data = config.DataConfig()
+    trainer = config.TrainerConfig(max_epochs=args.epochs)
+    data = config.DataConfig(eval_holdout_size=args.eval_holdout)
     tf.keras.utils.set_random_seed(trainer.seed)
     with tempfile.TemporaryDirectory() as scratch:
         builder = tfds_mnist.prepare_mnist(args.mnist_dir, args.tfds_data_dir or scratch)
-        train_all = example_export.load_tfds_split(builder, "train")
-        test = example_export.load_tfds_split(builder, "test")
+        train_all = example_export.load_tfds_split(builder, "train", args.train_limit)
+        test = example_export.load_tfds_split(builder, "test", args.test_limit)
         train_idx, eval_idx = example_export.holdout_split(
             len(train_all), data.eval_holdout_size, data.split_seed
         )

@@ -147,8 +147,10 @@ def _thresholds(eval_config_json: str) -> list[str]:
     found = []
     for spec in config.get("metrics_specs", []):
         for metric in spec.get("metrics", []):
-            for per_slice in metric.get("per_slice_thresholds", []):
-                threshold = per_slice.get("threshold", {})
+            gates = [p.get("threshold", {}) for p in metric.get("per_slice_thresholds", [])]
+            if "threshold" in metric:
+                gates.append(metric["threshold"])
+            for threshold in gates:
                 if "value_threshold" in threshold:
                     bound = _wrapped(threshold["value_threshold"].get("lower_bound"))
                     found.append(f"{metric['class_name']} >= {bound}")

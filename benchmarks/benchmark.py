@@ -1,0 +1,243 @@
+"""Benchmark: the pipeline against the plain Keras script, side by side, one run.
+
+    python benchmarks/benchmark.py [--json FILE] [--smoke]
+
+Runs on this machine, in one invocation: (1) the plain script from the
+archives, (2) the full pipeline in a fresh output dir (wall time, per-component
+times from ML Metadata, peak memory of the process tree), (3) the same pipeline
+again (cached), (4) Transform throughput against a tf.data map doing the same
+scaling, (5) serving latency of the pushed model in a fresh process against the
+Keras model called directly, (6) pipeline time at 10%, 50% and 100% of the
+training data. Prints a table and the ratios. `--smoke` runs everything on a
+tiny slice (for tests); its figures mean nothing.
+"""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import pathlib  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import psutil  # noqa: E402
+
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from pipeline import features, run_summary  # noqa: E402
+
+FULL_TRAIN_EXAMPLES = 60_000
+
+
+@dataclasses.dataclass
+class Measured:
+    """A subprocess's wall time, peak memory (whole process tree) and stdout."""
+
+    wall_s: float
+    peak_gb: float
+    stdout: str
+    returncode: int
+
+
+def run_measured(command: list[str]) -> Measured:
+    """Runs a command, sampling the RSS of it and its children every 0.1 s."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    watched = psutil.Process(process.pid)
+    peak = 0
+    while process.poll() is None:
+        try:
+            tree = [watched, *watched.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.1)
+    stdout = process.stdout.read()
+    return Measured(
+        round(time.monotonic() - started, 1), round(peak / 2**30, 2), stdout, process.returncode
+    )
+
+
+def _json_line(stdout: str) -> dict:
+    return json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1])
+
+
+def run_pipeline(output_dir: str, tfds_dir: str | None, flags: list[str]) -> Measured:
+    command = [sys.executable, "local_runner.py", f"--output-dir={output_dir}", *flags]
+    if tfds_dir:
+        command.append(f"--tfds-data-dir={tfds_dir}")
+    return run_measured(command)
+
+
+def tfdata_throughput(examples_uri: str) -> tuple[float, int]:
+    """Examples/s of a plain tf.data parse + scale over the train and eval splits."""
+    import tensorflow as tf
+
+    files = tf.io.gfile.glob(f"{examples_uri}/Split-train/*") + tf.io.gfile.glob(
+        f"{examples_uri}/Split-eval/*"
+    )
+    spec = {
+        features.IMAGE_KEY: tf.io.FixedLenFeature([features.NUM_PIXELS], tf.int64),
+        features.LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64),
+    }
+
+    def scale(batch):
+        parsed = tf.io.parse_example(batch, spec)
+        return tf.cast(parsed[features.IMAGE_KEY], tf.float32) / 255.0, parsed[features.LABEL_KEY]
+
+    dataset = (
+        tf.data.TFRecordDataset(files, compression_type="GZIP")
+        .batch(1024)
+        .map(scale, num_parallel_calls=tf.data.AUTOTUNE)
+    )
+    started, count = time.monotonic(), 0
+    for images, _ in dataset:
+        count += int(images.shape[0])
+    return count / (time.monotonic() - started), count
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--smoke", action="store_true", help="tiny data, for tests only")
+    args = parser.parse_args()
+    smoke_flags = (
+        [
+            "--train-limit=1500",
+            "--test-limit=500",
+            "--eval-holdout=300",
+            "--epochs=1",
+            "--accuracy-threshold=0.1",
+        ]
+        if args.smoke
+        else []
+    )
+    train_total = 1500 if args.smoke else FULL_TRAIN_EXAMPLES
+    results: dict = {
+        "machine": {
+            "cores": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "date": datetime.date.today().isoformat(),
+            "python": sys.version.split()[0],
+        },
+        "smoke": args.smoke,
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        # 1. Plain script, from the archives (its own fresh TFDS dir).
+        plain = run_measured(
+            [
+                sys.executable,
+                "benchmarks/plain_keras.py",
+                *[f for f in smoke_flags if not f.startswith("--accuracy")],
+            ]
+        )
+        plain_result = _json_line(plain.stdout)
+
+        # 2. Full pipeline, fresh output dir, TFDS prepared from the archives too.
+        full_dir = f"{scratch}/full"
+        full = run_pipeline(full_dir, None, smoke_flags)
+        summary = run_summary.latest_run_summary(f"{full_dir}/metadata.db", "mnist")
+        component_s = {c.node_id: c.seconds for c in summary.components}
+
+        # 3. The same again: fully cached.
+        cached = run_pipeline(full_dir, None, smoke_flags)
+
+        # 4. Transform throughput vs tf.data.
+        examples = summary.component("MnistExampleGen").outputs["examples"]
+        counts = json.loads(examples.custom_properties["split_counts"].string_value)
+        transformed = counts["train"] + counts["eval"]
+        transform_rate = transformed / max(component_s["Transform"], 1e-9)
+        tfdata_rate, _ = tfdata_throughput(examples.uri)
+
+        # 5. Serving, in a fresh process.
+        serving = _json_line(
+            run_measured(
+                [sys.executable, "benchmarks/serving_latency.py", summary.pushed_destination]
+                + (["--requests=30"] if args.smoke else [])
+            ).stdout
+        )
+
+        # 6. Cost growth with the amount of training data (TFDS dir reused).
+        growth = {"100%": full.wall_s}
+        for fraction in (0.1, 0.5):
+            limit = int(train_total * fraction)
+            flags = [*smoke_flags, f"--train-limit={limit}"]
+            if args.smoke:
+                flags.append(f"--eval-holdout={limit // 5}")
+            run = run_pipeline(f"{scratch}/growth{fraction}", f"{full_dir}/tfds", flags)
+            growth[f"{round(fraction * 100)}%"] = run.wall_s
+
+    results.update(
+        {
+            "wall_s": {
+                "plain": plain.wall_s,
+                "pipeline": full.wall_s,
+                "pipeline_cached": cached.wall_s,
+            },
+            "components_s": component_s,
+            "accuracy": {
+                "pipeline_test": summary.test_accuracy,
+                "plain_test": plain_result["test_accuracy"],
+            },
+            "memory": {"peak_gb": full.peak_gb, "plain_peak_gb": plain.peak_gb},
+            "throughput": {
+                "transform_examples_per_s": round(transform_rate),
+                "tfdata_examples_per_s": round(tfdata_rate),
+            },
+            "serving": serving,
+            "growth_wall_s": growth,
+            "ratios": {
+                "pipeline_over_plain": round(full.wall_s / plain.wall_s, 2),
+                "cached_over_full": round(cached.wall_s / full.wall_s, 3),
+                "transform_over_tfdata": round(transform_rate / tfdata_rate, 3),
+                "serving_p50_over_direct": round(
+                    serving["serving_p50_ms"] / serving["direct_p50_ms"], 2
+                ),
+            },
+        }
+    )
+    print(render(results))
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def render(results: dict) -> str:
+    wall, ratios = results["wall_s"], results["ratios"]
+    lines = [
+        f"machine: {results['machine']}",
+        f"{'plain Keras script':<34} {wall['plain']:8.1f} s  test acc "
+        f"{results['accuracy']['plain_test']:.4f}  peak {results['memory']['plain_peak_gb']} GB",
+        f"{'pipeline, full run':<34} {wall['pipeline']:8.1f} s  test acc "
+        f"{results['accuracy']['pipeline_test']:.4f}  peak {results['memory']['peak_gb']} GB",
+    ]
+    lines += [f"  {name:<32} {seconds:8.1f} s" for name, seconds in results["components_s"].items()]
+    lines += [
+        f"{'pipeline, cached rerun':<34} {wall['pipeline_cached']:8.1f} s",
+        f"{'Transform / tf.data (examples/s)':<34} "
+        f"{results['throughput']['transform_examples_per_s']:8d} / "
+        f"{results['throughput']['tfdata_examples_per_s']}",
+        f"{'serving p50 / p95 (1 example)':<34} {results['serving']['serving_p50_ms']:.3f} / "
+        f"{results['serving']['serving_p95_ms']:.3f} ms (direct Keras "
+        f"{results['serving']['direct_p50_ms']:.3f} / {results['serving']['direct_p95_ms']:.3f})",
+        f"{'serving batch 256 (examples/s)':<34} {results['serving']['serving_batch256_per_s']:8d} "
+        f"(direct {results['serving']['direct_batch256_per_s']})",
+        f"{'pipeline time by training data':<34} "
+        + ", ".join(f"{k}: {v:.1f} s" for k, v in results["growth_wall_s"].items()),
+        "ratios: " + ", ".join(f"{k} = {v}" for k, v in ratios.items()),
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

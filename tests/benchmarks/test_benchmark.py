@@ -1,0 +1,44 @@
+"""Smoke test: the benchmark script runs end to end on tiny data (about 4 minutes).
+
+It checks that every figure the issue asks for is produced and consistent,
+not how fast anything is: timings are a benchmark's business, not a test's.
+"""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def test_benchmark_smoke_run_reports_every_figure(tmp_path):
+    report = tmp_path / "bench.json"
+    completed = subprocess.run(
+        [sys.executable, "benchmarks/benchmark.py", "--smoke", f"--json={report}"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads(report.read_text())
+    for key in (
+        "pipeline_over_plain",
+        "cached_over_full",
+        "transform_over_tfdata",
+        "serving_p50_over_direct",
+    ):
+        assert results["ratios"][key] > 0, key
+    assert 0 < results["accuracy"]["pipeline_test"] <= 1
+    assert 0 < results["accuracy"]["plain_test"] <= 1
+    assert 0 < results["memory"]["peak_gb"] < 24
+    assert results["machine"]["cores"] >= 1 and results["machine"]["date"]
+    assert results["wall_s"]["pipeline_cached"] < results["wall_s"]["pipeline"]
+    assert set(results["growth_wall_s"]) == {"10%", "50%", "100%"}
+    assert "Trainer" in results["components_s"]
+    assert "ratios: pipeline_over_plain" in completed.stdout
