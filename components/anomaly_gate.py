@@ -13,8 +13,9 @@ import os
 
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
-from tfx import v1 as tfx
-from tfx.types import artifact_utils
+from tfx.dsl.component.experimental.annotations import InputArtifact
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import artifact_utils, standard_artifacts
 
 ANOMALIES_FILE = "SchemaDiff.pb"
 
@@ -65,9 +66,9 @@ def gate_message(anomalies: list[Anomaly], anomalies_uri: str) -> str:
     return "\n".join(lines)
 
 
-@tfx.dsl.components.component
+@component
 def AnomalyGate(  # noqa: N802 (TFX components are named like classes)
-    anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+    anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
 ) -> None:
     """Fails when ExampleValidator found any anomaly in any split.
 

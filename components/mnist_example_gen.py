@@ -10,9 +10,10 @@ import logging
 import os
 import time
 
-from tfx import v1 as tfx
 from tfx.components.example_gen import utils as example_gen_utils
-from tfx.types import artifact_utils
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import artifact_utils, standard_artifacts
 
 from components import example_export, tfds_mnist
 
@@ -22,16 +23,16 @@ SPLIT_TEST = "test"
 SPLITS = (SPLIT_TRAIN, SPLIT_EVAL, SPLIT_TEST)
 
 
-@tfx.dsl.components.component
+@component
 def MnistExampleGen(  # noqa: N802 (TFX components are named like classes)
-    examples: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Examples],
-    mnist_dir: tfx.dsl.components.Parameter[str] = "",
-    tfds_data_dir: tfx.dsl.components.Parameter[str] = "",
-    eval_holdout_size: tfx.dsl.components.Parameter[int] = 5000,
-    split_seed: tfx.dsl.components.Parameter[int] = 0,
-    train_limit: tfx.dsl.components.Parameter[int] = 0,
-    test_limit: tfx.dsl.components.Parameter[int] = 0,
-    extra_examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples] = None,
+    examples: OutputArtifact[standard_artifacts.Examples],
+    mnist_dir: Parameter[str] = "",
+    tfds_data_dir: Parameter[str] = "",
+    eval_holdout_size: Parameter[int] = 5000,
+    split_seed: Parameter[int] = 0,
+    train_limit: Parameter[int] = 0,
+    test_limit: Parameter[int] = 0,
+    extra_examples: InputArtifact[standard_artifacts.Examples] = None,
 ) -> None:
     """Exports MNIST from TFDS as the pipeline's `Examples` artifact.
 

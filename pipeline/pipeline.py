@@ -6,7 +6,18 @@ Kubeflow runner build the very same pipeline.
 """
 
 import tensorflow_model_analysis as tfma
-from tfx import v1 as tfx
+from tfx.components import (
+    Evaluator,
+    ExampleValidator,
+    ImportExampleGen,
+    Pusher,
+    StatisticsGen,
+    Trainer,
+    Transform,
+)
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2, transform_pb2
 
 from components.anomaly_gate import AnomalyGate
 from components.baseline_resolver import make_baseline_resolver
@@ -82,7 +93,7 @@ def create_pipeline(
     metadata_connection_config=None,
     exclude_candidate_from_baseline: bool = True,
     extra_examples_dir: str | None = None,
-) -> tfx.dsl.Pipeline:
+) -> tfx_pipeline.Pipeline:
     """Builds the MNIST pipeline: TFDS -> validated data -> model -> release.
 
     Args:
@@ -111,10 +122,10 @@ def create_pipeline(
     extra_examples = None
     if extra_examples_dir:
         # Imports newly labelled digits; the door through which bad data can arrive.
-        import_example_gen = tfx.components.ImportExampleGen(
+        import_example_gen = ImportExampleGen(
             input_base=extra_examples_dir,
-            input_config=tfx.proto.Input(
-                splits=[tfx.proto.Input.Split(name=SPLIT_TRAIN, pattern="*")]
+            input_config=example_gen_pb2.Input(
+                splits=[example_gen_pb2.Input.Split(name=SPLIT_TRAIN, pattern="*")]
             ),
         ).with_id("ExtraExampleGen")
         components.append(import_example_gen)
@@ -132,13 +143,13 @@ def create_pipeline(
     )
 
     # Computes per-split statistics: the input to validation and a record of the data.
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
 
     # Imports the curated, checked-in schema instead of inferring one from the data.
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
+    schema_gen = ImportSchemaGen(schema_file=schema_file)
 
     # Checks the statistics against the curated schema and records any anomalies.
-    example_validator = tfx.components.ExampleValidator(
+    example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
 
@@ -146,12 +157,12 @@ def create_pipeline(
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
 
     # Scales pixels to [0, 1] in a graph that training and serving both use.
-    transform = tfx.components.Transform(
+    transform = Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         module_file=user_code.transform_module_file,
         preprocessing_fn=user_code.preprocessing_fn,
-        splits_config=tfx.proto.SplitsConfig(
+        splits_config=transform_pb2.SplitsConfig(
             analyze=[SPLIT_TRAIN], transform=[SPLIT_TRAIN, SPLIT_EVAL]
         ),
         # StatisticsGen already describes the data; Transform's own statistics
@@ -161,14 +172,14 @@ def create_pipeline(
     transform.add_upstream_node(anomaly_gate)
 
     # Trains the dense Keras model, early-stopping on the eval split.
-    trainer = tfx.components.Trainer(
+    trainer = Trainer(
         module_file=user_code.trainer_module_file,
         run_fn=user_code.run_fn,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(splits=[SPLIT_TRAIN]),
-        eval_args=tfx.proto.EvalArgs(splits=[SPLIT_EVAL]),
+        train_args=trainer_pb2.TrainArgs(splits=[SPLIT_TRAIN]),
+        eval_args=trainer_pb2.EvalArgs(splits=[SPLIT_EVAL]),
         custom_config=config.trainer.to_custom_config(),
     )
 
@@ -179,7 +190,7 @@ def create_pipeline(
     )
 
     # Evaluates on the untouched test split; blesses only above the bar and baseline.
-    evaluator = tfx.components.Evaluator(
+    evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         example_splits=[SPLIT_TEST],
         model=trainer.outputs["model"],
@@ -188,15 +199,15 @@ def create_pipeline(
     )
 
     # Releases blessed models only, to a new versioned serving directory.
-    pusher = tfx.components.Pusher(
+    pusher = Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_model_dir)
         ),
     )
 
-    return tfx.dsl.Pipeline(
+    return tfx_pipeline.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
         components=[
