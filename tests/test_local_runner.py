@@ -16,18 +16,9 @@ from ml_metadata.proto import metadata_store_pb2
 import local_runner
 from components import example_export, tfds_mnist
 from pipeline import run_summary
+from tests import expected
 
-COMPONENTS = (
-    "ImportSchemaGen",
-    "MnistExampleGen",
-    "StatisticsGen",
-    "ExampleValidator",
-    "AnomalyGate",
-    "Transform",
-    "Trainer",
-    "Evaluator",
-    "Pusher",
-)
+COMPONENTS = sorted(expected.COMPONENTS)
 
 
 def _executions_by_node(store):

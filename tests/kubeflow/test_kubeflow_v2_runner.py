@@ -9,6 +9,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 import local_runner
 from pipeline import config as pipeline_config
 from pipeline.pipeline import create_pipeline
+from tests import expected
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -40,17 +41,7 @@ def _local_edges(tmp_path) -> set[tuple[str, str]]:
 
 def test_every_component_is_a_task(compiled_file):
     tasks = set(_spec(compiled_file).root.dag.tasks)
-    components = {
-        "MnistExampleGen",
-        "StatisticsGen",
-        "ImportSchemaGen",
-        "ExampleValidator",
-        "AnomalyGate",
-        "Transform",
-        "Trainer",
-        "Evaluator",
-        "Pusher",
-    }
+    components = set(expected.COMPONENTS)
     assert components <= tasks
     # KFP splits TFX's latest-blessed-model resolver into two query tasks.
     assert {t for t in tasks - components} == {

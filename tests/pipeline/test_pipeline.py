@@ -4,9 +4,10 @@ import tensorflow_model_analysis as tfma
 
 from pipeline import config as pipeline_config
 from pipeline.pipeline import create_pipeline, make_eval_config
+from tests import expected
 
 
-def _pipeline(tmp_path, **config_overrides):
+def _pipeline(tmp_path, extra_examples_dir=None, **config_overrides):
     config = pipeline_config.PipelineConfig(**config_overrides)
     return create_pipeline(
         pipeline_root=str(tmp_path / "root"),
@@ -16,24 +17,14 @@ def _pipeline(tmp_path, **config_overrides):
         schema_file=pipeline_config.SCHEMA_FILE,
         user_code=pipeline_config.UserCode.module_files(),
         config=config,
+        extra_examples_dir=extra_examples_dir,
     )
 
 
 def test_pipeline_has_the_components_in_dependency_order(tmp_path):
     pipeline = _pipeline(tmp_path)
     ids = [component.id for component in pipeline.components]
-    assert set(ids) == {
-        "MnistExampleGen",
-        "StatisticsGen",
-        "ImportSchemaGen",
-        "ExampleValidator",
-        "AnomalyGate",
-        "Transform",
-        "Trainer",
-        "latest_blessed_model_resolver",
-        "Evaluator",
-        "Pusher",
-    }
+    assert set(ids) == expected.COMPONENTS | {expected.RESOLVER}
     assert ids.index("Trainer") < ids.index("Evaluator") < ids.index("Pusher")
     assert ids.index("AnomalyGate") < ids.index("Transform")
     assert not (tmp_path / "root").exists(), "create_pipeline must not write anything"
@@ -91,17 +82,7 @@ def test_transform_waits_for_the_anomaly_gate(tmp_path):
 
 
 def test_extra_examples_enter_through_import_example_gen(tmp_path):
-    config = pipeline_config.PipelineConfig()
-    pipeline = create_pipeline(
-        pipeline_root=str(tmp_path / "root"),
-        serving_model_dir=str(tmp_path / "serving"),
-        mnist_dir=pipeline_config.DEFAULT_MNIST_DIR,
-        tfds_data_dir=str(tmp_path / "tfds"),
-        schema_file=pipeline_config.SCHEMA_FILE,
-        user_code=pipeline_config.UserCode.module_files(),
-        config=config,
-        extra_examples_dir=str(tmp_path / "extra"),
-    )
+    pipeline = _pipeline(tmp_path, extra_examples_dir=str(tmp_path / "extra"))
     components = {c.id: c for c in pipeline.components}
     assert components["ExtraExampleGen"].exec_properties["input_base"] == str(tmp_path / "extra")
     extra_input = components["MnistExampleGen"].inputs["extra_examples"]
