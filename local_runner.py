@@ -95,7 +95,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         'passed through unchanged (e.g. "--runner=FlinkRunner --flink_master=HOST:8081 '
         '--setup_file=./setup.py"); default: ' + " ".join(defaults.beam_pipeline_args),
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.train_limit and args.eval_holdout >= args.train_limit:
+        parser.error(
+            f"--eval-holdout ({args.eval_holdout}) must be smaller than --train-limit "
+            f"({args.train_limit}): the hold-out is taken from the training examples"
+        )
+    return args
 
 
 def build_config(args: argparse.Namespace) -> pipeline_config.PipelineConfig:

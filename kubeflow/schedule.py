@@ -10,6 +10,7 @@ prints what would be sent and contacts no server.
 """
 
 import argparse
+import datetime
 import json
 import os
 import sys
@@ -80,6 +81,21 @@ def build_request(args: argparse.Namespace, job: dict) -> dict:
     }
 
 
+def _upload(client, spec_path: str, name: str) -> tuple[str, str]:
+    """Uploads the spec as a new pipeline, or as a new version of an existing one
+    (KFP pipeline names are unique); returns (pipeline id, version id)."""
+    pipeline_id = client.get_pipeline_id(name)
+    if pipeline_id is None:
+        pipeline = client.upload_pipeline(spec_path, pipeline_name=name)
+        versions = client.list_pipeline_versions(pipeline.pipeline_id).pipeline_versions
+        return pipeline.pipeline_id, versions[0].pipeline_version_id
+    version_name = f"{name}-{datetime.datetime.now(datetime.UTC):%Y%m%dT%H%M%SZ}"
+    version = client.upload_pipeline_version(
+        spec_path, pipeline_version_name=version_name, pipeline_id=pipeline_id
+    )
+    return pipeline_id, version.pipeline_version_id
+
+
 def submit(request: dict, job: dict) -> str:
     """Uploads the pipeline and creates the recurring run; returns its id."""
     import kfp  # imported here: --dry-run must not need a server or its config
@@ -90,18 +106,17 @@ def submit(request: dict, job: dict) -> str:
             spec_path = os.path.join(scratch, "pipeline.yaml")
             with open(spec_path, "w") as out:
                 yaml.safe_dump(job["pipelineSpec"], out)
-            pipeline = client.upload_pipeline(spec_path, pipeline_name=request["pipeline_name"])
+            pipeline_id, version_id = _upload(client, spec_path, request["pipeline_name"])
         try:
             experiment = client.get_experiment(experiment_name=request["experiment"])
         except Exception:  # noqa: BLE001 - kfp raises a generic error for "not found"
             experiment = client.create_experiment(request["experiment"])
-        versions = client.list_pipeline_versions(pipeline.pipeline_id).pipeline_versions
         run = client.create_recurring_run(
             experiment_id=experiment.experiment_id,
             job_name=request["job_name"],
             cron_expression=request["cron_expression"],
-            pipeline_id=pipeline.pipeline_id,
-            version_id=versions[0].pipeline_version_id,
+            pipeline_id=pipeline_id,
+            version_id=version_id,
             pipeline_root=request["pipeline_root"],
         )
     except Exception as error:  # noqa: BLE001 - network/auth errors from kfp and urllib3

@@ -23,4 +23,4 @@ def test_full_pipeline_releases_a_model_above_097(tmp_path, tfds_data_dir, mnist
     assert summary.blessed and summary.pushed
     examples = summary.component("MnistExampleGen").outputs["examples"]
     counts = json.loads(examples.custom_properties["split_counts"].string_value)
-    assert counts == {"train": 55_000, "eval": 5_000, "test": 10_000}
+    assert counts == {"train": 55_000, "eval": 5_000, "test": 10_000, "extra_in_train": 0}

@@ -3,6 +3,10 @@
 Bad data enters by --extra-examples and must stop the run before training; a
 model below the bar or worse than the released one must not be pushed; the
 lineage command must trace the release back to the TFDS data.
+
+The tests form one scenario on one output dir and run in file order: the
+lineage --list test reads the refused and stopped runs made by the tests
+before it.
 """
 
 import json

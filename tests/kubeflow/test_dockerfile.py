@@ -2,6 +2,7 @@
 
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -31,6 +32,13 @@ def test_base_image_is_tfx_1_16_and_legacy_keras_is_set():
 
 
 def test_the_installed_package_carries_the_module_files(tmp_path):
+    # Build from a clean copy: a build/ left in the checkout could mask a missing file.
+    source = tmp_path / "src"
+    shutil.copytree(
+        PROJECT_ROOT,
+        source,
+        ignore=shutil.ignore_patterns("build", ".venv", "output", "*.egg-info", ".git"),
+    )
     subprocess.run(
         [
             sys.executable,
@@ -40,13 +48,13 @@ def test_the_installed_package_carries_the_module_files(tmp_path):
             "--no-deps",
             "--no-build-isolation",
             "-w",
-            str(tmp_path),
-            str(PROJECT_ROOT),
+            str(tmp_path / "dist"),
+            str(source),
         ],
         check=True,
         capture_output=True,
     )
-    (wheel,) = tmp_path.glob("*.whl")
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for module in (
         "pipeline/modules/transform/mnist_transform.py",

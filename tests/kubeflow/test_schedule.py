@@ -54,3 +54,38 @@ def test_bad_cron_is_refused(schedule, compiled_file, capsys):
         == 1
     )
     assert "cron" in capsys.readouterr().err
+
+
+class _FakeKfpClient:
+    """Stands in for kfp.Client in this unit test only (no server here)."""
+
+    def __init__(self, existing_pipeline_id):
+        self.existing_pipeline_id = existing_pipeline_id
+        self.calls = []
+
+    def get_pipeline_id(self, name):
+        return self.existing_pipeline_id
+
+    def upload_pipeline(self, path, pipeline_name):
+        self.calls.append(("upload_pipeline", pipeline_name))
+        return type("Pipeline", (), {"pipeline_id": "new-id"})()
+
+    def list_pipeline_versions(self, pipeline_id):
+        version = type("Version", (), {"pipeline_version_id": "v1"})()
+        return type("Versions", (), {"pipeline_versions": [version]})()
+
+    def upload_pipeline_version(self, path, pipeline_version_name, pipeline_id):
+        self.calls.append(("upload_pipeline_version", pipeline_id))
+        return type("Version", (), {"pipeline_version_id": "v2"})()
+
+
+def test_upload_with_fake_client_adds_a_version_when_the_pipeline_exists(schedule):
+    client = _FakeKfpClient(existing_pipeline_id="known-id")
+    assert schedule._upload(client, "spec.yaml", "mnist") == ("known-id", "v2")
+    assert client.calls == [("upload_pipeline_version", "known-id")]
+
+
+def test_upload_with_fake_client_creates_a_new_pipeline(schedule):
+    client = _FakeKfpClient(existing_pipeline_id=None)
+    assert schedule._upload(client, "spec.yaml", "mnist") == ("new-id", "v1")
+    assert client.calls == [("upload_pipeline", "mnist")]

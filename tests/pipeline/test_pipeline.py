@@ -44,6 +44,7 @@ def test_evaluator_is_gated_on_threshold_and_baseline(tmp_path):
         evaluator.inputs["baseline_model"].producer_component_id == "latest_blessed_model_resolver"
     )
     assert evaluator.exec_properties["example_splits"] == '["test"]'
+    assert "0.98" in evaluator.exec_properties["eval_config"]
 
 
 def test_eval_config_thresholds():
