@@ -177,7 +177,13 @@ def main() -> int:
         for fraction in (0.1, 0.5):
             limit = int(train_total * fraction)
             # Hold out the same share as the full run (5,000 of 60,000).
-            flags = [*smoke_flags, f"--train-limit={limit}", f"--eval-holdout={limit // 12}"]
+            # These runs measure time, not quality: a small slice may not reach 0.97.
+            flags = [
+                *smoke_flags,
+                f"--train-limit={limit}",
+                f"--eval-holdout={limit // 12}",
+                "--accuracy-threshold=0.5",
+            ]
             run = run_pipeline(f"{scratch}/growth{fraction}", f"{full_dir}/tfds", flags)
             growth[f"{round(fraction * 100)}%"] = run.wall_s
 
