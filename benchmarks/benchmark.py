@@ -179,10 +179,10 @@ def main() -> int:
             # Hold out the same share as the full run (5,000 of 60,000).
             # These runs measure time, not quality: a small slice may not reach 0.97.
             flags = [
+                "--accuracy-threshold=0.5",
                 *smoke_flags,
                 f"--train-limit={limit}",
                 f"--eval-holdout={limit // 12}",
-                "--accuracy-threshold=0.5",
             ]
             run = run_pipeline(f"{scratch}/growth{fraction}", f"{full_dir}/tfds", flags)
             growth[f"{round(fraction * 100)}%"] = run.wall_s
