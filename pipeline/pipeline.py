@@ -10,7 +10,6 @@ from tfx.components import (
     Evaluator,
     ExampleValidator,
     ImportExampleGen,
-    Pusher,
     StatisticsGen,
     Trainer,
     Transform,
@@ -20,6 +19,7 @@ from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2, transform_pb2
 
 from components.anomaly_gate import AnomalyGate
+from components.atomic_pusher import AtomicPusher
 from components.baseline_resolver import make_baseline_resolver
 from components.mnist_example_gen import SPLIT_EVAL, SPLIT_TEST, SPLIT_TRAIN, MnistExampleGen
 from pipeline import features
@@ -198,14 +198,15 @@ def create_pipeline(
         eval_config=make_eval_config(config.accuracy_threshold, config.baseline_tolerance),
     )
 
-    # Releases blessed models only, to a new versioned serving directory.
-    pusher = Pusher(
+    # Releases blessed models only, to a new versioned serving directory that
+    # appears whole (staged, then renamed) or not at all.
+    pusher = AtomicPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_model_dir)
         ),
-    )
+    ).with_id("Pusher")
 
     return tfx_pipeline.Pipeline(
         pipeline_name=config.pipeline_name,
