@@ -25,30 +25,8 @@ from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # noqa: E40
 
 from pipeline import config as pipeline_config  # noqa: E402
 from pipeline import run_summary  # noqa: E402
+from pipeline.config import OutputLayout  # noqa: E402
 from pipeline.pipeline import create_pipeline  # noqa: E402
-
-
-@dataclasses.dataclass(frozen=True)
-class OutputLayout:
-    """Where a local run keeps its pipeline root, metadata and releases."""
-
-    output_dir: str
-
-    @property
-    def pipeline_root(self) -> str:
-        return os.path.join(self.output_dir, "pipeline")
-
-    @property
-    def metadata_path(self) -> str:
-        return os.path.join(self.output_dir, "metadata.db")
-
-    @property
-    def serving_model_dir(self) -> str:
-        return os.path.join(self.output_dir, "serving", pipeline_config.PIPELINE_NAME)
-
-    @property
-    def tfds_data_dir(self) -> str:
-        return os.path.join(self.output_dir, "tfds")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

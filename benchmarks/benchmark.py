@@ -32,7 +32,7 @@ import psutil  # noqa: E402
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from pipeline import features, run_summary  # noqa: E402
+from pipeline import config, features, run_summary  # noqa: E402
 
 FULL_TRAIN_EXAMPLES = 60_000
 
@@ -151,7 +151,9 @@ def main() -> int:
         # 2. Full pipeline, fresh output dir, TFDS prepared from the archives too.
         full_dir = f"{scratch}/full"
         full = run_pipeline(full_dir, None, smoke_flags)
-        summary = run_summary.latest_run_summary(f"{full_dir}/metadata.db", "mnist")
+        summary = run_summary.latest_run_summary(
+            config.OutputLayout(full_dir).metadata_path, "mnist"
+        )
         component_s = {c.node_id: c.seconds for c in summary.components}
 
         # 3. The same again: fully cached.
@@ -184,7 +186,9 @@ def main() -> int:
                 f"--train-limit={limit}",
                 f"--eval-holdout={limit // 12}",
             ]
-            run = run_pipeline(f"{scratch}/growth{fraction}", f"{full_dir}/tfds", flags)
+            run = run_pipeline(
+                f"{scratch}/growth{fraction}", config.OutputLayout(full_dir).tfds_data_dir, flags
+            )
             growth[f"{round(fraction * 100)}%"] = run.wall_s
 
     results.update(

@@ -6,6 +6,7 @@ Trainer's `custom_config`. No hyper-parameter is a literal anywhere else.
 """
 
 import dataclasses
+import os
 import pathlib
 from typing import Any
 
@@ -128,3 +129,26 @@ TRANSFORM_MODULE_FILE = str(
 )
 TRAINER_MODULE_FILE = str(_PROJECT_ROOT / "pipeline" / "modules" / "trainer" / "mnist_trainer.py")
 DEFAULT_MNIST_DIR = str(_PROJECT_ROOT / "data" / "mnist")
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputLayout:
+    """Where a local run keeps its pipeline root, metadata and releases."""
+
+    output_dir: str
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.output_dir, "pipeline")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.output_dir, "metadata.db")
+
+    @property
+    def serving_model_dir(self) -> str:
+        return os.path.join(self.output_dir, "serving", PIPELINE_NAME)
+
+    @property
+    def tfds_data_dir(self) -> str:
+        return os.path.join(self.output_dir, "tfds")

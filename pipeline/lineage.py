@@ -27,6 +27,7 @@ from ml_metadata.metadata_store import metadata_store  # noqa: E402
 from ml_metadata.proto import metadata_store_pb2  # noqa: E402
 
 from pipeline import run_summary  # noqa: E402
+from pipeline.config import OutputLayout  # noqa: E402
 from pipeline.modules.trainer.mnist_trainer import HISTORY_FILE  # noqa: E402
 
 Artifact = metadata_store_pb2.Artifact
@@ -323,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="JSON instead of text")
     parser.add_argument("--pipeline-name", default="mnist")
     args = parser.parse_args(argv)
-    metadata_path = os.path.join(args.output_dir, "metadata.db")
+    metadata_path = OutputLayout(args.output_dir).metadata_path
     if not os.path.exists(metadata_path):
         print(
             f"error: no ML Metadata at {metadata_path}; run local_runner.py first", file=sys.stderr

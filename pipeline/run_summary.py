@@ -195,8 +195,8 @@ def validation_failures(evaluation_uri: str) -> list[str]:
                 f"{failure.metric_key.name} {kind} {failure.metric_value.double_value.value:.4f} "
                 f"violates threshold {_threshold_text(failure.metric_threshold)}"
             )
-    if not result.validation_ok and not failures:
-        failures.extend(result.missing_thresholds and ["thresholds missing"] or [])
+    if not result.validation_ok and not failures and result.missing_thresholds:
+        failures.append("thresholds missing")
     return failures
 
 
