@@ -15,7 +15,6 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import argparse  # noqa: E402
 import atexit  # noqa: E402
-import dataclasses  # noqa: E402
 import logging  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
@@ -24,7 +23,7 @@ from tfx.orchestration import metadata  # noqa: E402
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # noqa: E402
 
 from pipeline import config as pipeline_config  # noqa: E402
-from pipeline import run_summary  # noqa: E402
+from pipeline import run_flags, run_summary  # noqa: E402
 from pipeline.config import OutputLayout  # noqa: E402
 from pipeline.pipeline import create_pipeline  # noqa: E402
 
@@ -34,13 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = pipeline_config.PipelineConfig()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output-dir", default="output", help="default: ./output")
-    parser.add_argument("--accuracy-threshold", type=float, default=defaults.accuracy_threshold)
-    parser.add_argument(
-        "--epochs",
-        type=int,
-        default=defaults.trainer.max_epochs,
-        help="maximum epochs; early stopping usually ends sooner",
-    )
+    run_flags.add_run_flags(parser)
     parser.add_argument(
         "--mnist-dir",
         default=pipeline_config.DEFAULT_MNIST_DIR,
@@ -48,19 +41,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "without them TFDS downloads",
     )
     parser.add_argument("--tfds-data-dir", help="default: <output-dir>/tfds")
-    parser.add_argument(
-        "--train-limit",
-        type=int,
-        default=0,
-        help="use only the first N TFDS train examples (quick trial runs); 0 = all",
-    )
-    parser.add_argument("--test-limit", type=int, default=0, help="likewise for test; 0 = all")
-    parser.add_argument(
-        "--eval-holdout",
-        type=int,
-        default=defaults.data.eval_holdout_size,
-        help="train examples held out as the eval split for early stopping",
-    )
     parser.add_argument(
         "--extra-examples",
         metavar="DIR",
@@ -74,34 +54,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         '--setup_file=./setup.py"); default: ' + " ".join(defaults.beam_pipeline_args),
     )
     args = parser.parse_args(argv)
-    if args.train_limit and args.eval_holdout >= args.train_limit:
-        parser.error(
-            f"--eval-holdout ({args.eval_holdout}) must be smaller than --train-limit "
-            f"({args.train_limit}): the hold-out is taken from the training examples"
-        )
+    run_flags.check_run_flags(parser, args)
     return args
-
-
-def build_config(args: argparse.Namespace) -> pipeline_config.PipelineConfig:
-    """Applies the flags to the default configuration."""
-    defaults = pipeline_config.PipelineConfig()
-    return dataclasses.replace(
-        defaults,
-        accuracy_threshold=args.accuracy_threshold,
-        trainer=dataclasses.replace(defaults.trainer, max_epochs=args.epochs),
-        data=dataclasses.replace(
-            defaults.data,
-            train_limit=args.train_limit,
-            test_limit=args.test_limit,
-            eval_holdout_size=args.eval_holdout,
-        ),
-    )
 
 
 def run(args: argparse.Namespace) -> run_summary.RunSummary:
     """Builds and runs the pipeline, then reads its outcome from ML Metadata."""
     layout = OutputLayout(os.path.abspath(args.output_dir))
-    config = build_config(args)
+    config = run_flags.build_config(args)
     pipeline = create_pipeline(
         pipeline_root=layout.pipeline_root,
         serving_model_dir=layout.serving_model_dir,
@@ -119,7 +79,11 @@ def run(args: argparse.Namespace) -> run_summary.RunSummary:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the pipeline and prints its summary; exit code 0 means released."""
+    """Runs the pipeline and prints its summary.
+
+    Exit code 0: this run's model is released (now, or by an earlier run);
+    2: not blessed, nothing released; 1: the run failed.
+    """
     args = parse_args(argv)
     try:
         summary = run(args)

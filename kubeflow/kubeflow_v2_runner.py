@@ -8,6 +8,15 @@ Same `create_pipeline` as local_runner.py; only orchestration differs: the
 runner class, the pipeline root, the container image, and user code that is
 imported from the image (kubeflow/Dockerfile) instead of packaged from local
 files, so the compiled file holds no path of the compiling machine.
+
+The spec is PipelineSpec schema 2.1.0 (what the KFP 2.x SDK emits) and holds
+container tasks only: the open-source KFP backend runs nothing else. One
+orchestration setting is added after TFX compiles: LatestRelease is never
+cached, because what it reads (the serving directory) is no input KFP can
+see; locally its driver puts the release into the cache key instead.
+`--image-project-dir` says where the project sits in the image (default
+/pipeline); passing a checkout lets kubeflow/local_launcher.py run the same
+file on this machine.
 """
 
 import os
@@ -15,7 +24,6 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import argparse  # noqa: E402
-import dataclasses  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import shlex  # noqa: E402
@@ -25,6 +33,7 @@ import yaml  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
 
 from pipeline import config as pipeline_config  # noqa: E402
+from pipeline import run_flags  # noqa: E402
 from pipeline.pipeline import create_pipeline  # noqa: E402
 
 # Where kubeflow/Dockerfile puts the project inside the image.
@@ -32,11 +41,12 @@ IMAGE_PROJECT_DIR = "/pipeline"
 IMAGE_SCHEMA_FILE = f"{IMAGE_PROJECT_DIR}/schemas/schema.pbtxt"
 IMAGE_MNIST_DIR = f"{IMAGE_PROJECT_DIR}/data/mnist"
 DEFAULT_IMAGE = "mnist-tfx-pipeline:latest"
+NEVER_CACHED_TASKS = ("LatestRelease",)
+"""Tasks whose output depends on state outside the pipeline (the serving dir)."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parses the compile flags."""
-    defaults = pipeline_config.PipelineConfig()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--output-file", required=True, help="pipeline spec to write: .json, or .yaml/.yml"
@@ -50,9 +60,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--tfds-data-dir", help="where TFDS keeps prepared MNIST (default: <pipeline-root>/tfds)"
     )
     parser.add_argument(
+        "--image-project-dir",
+        default=IMAGE_PROJECT_DIR,
+        help="where the project sits in the image (default: /pipeline, as kubeflow/Dockerfile "
+        "puts it); a checkout's path lets kubeflow/local_launcher.py run the file here",
+    )
+    parser.add_argument(
         "--mnist-dir",
-        default=IMAGE_MNIST_DIR,
-        help="MNIST archives as seen by the container (default: baked into the image)",
+        help="MNIST archives as seen by the container (default: <image-project-dir>/data/mnist)",
     )
     parser.add_argument(
         "--beam-args",
@@ -60,36 +75,50 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Beam options for the Beam components, one string, passed through unchanged "
         "(default: the local DirectRunner settings)",
     )
-    parser.add_argument("--accuracy-threshold", type=float, default=defaults.accuracy_threshold)
-    return parser.parse_args(argv)
+    run_flags.add_run_flags(parser)
+    args = parser.parse_args(argv)
+    run_flags.check_run_flags(parser, args)
+    return args
+
+
+def disable_cache(pipeline_file: str, task_names: tuple[str, ...]) -> None:
+    """Turns KFP caching off for the named tasks of a compiled (JSON) pipeline job."""
+    with open(pipeline_file) as source:
+        job = json.load(source)
+    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    for name in task_names:
+        tasks[name]["cachingOptions"] = {"enableCache": False}
+    with open(pipeline_file, "w") as out:
+        json.dump(job, out, indent=2, sort_keys=True)
 
 
 def compile_pipeline(args: argparse.Namespace) -> str:
     """Builds the pipeline and writes the KFP v2 spec; returns the file's path."""
-    config = dataclasses.replace(
-        pipeline_config.PipelineConfig(), accuracy_threshold=args.accuracy_threshold
-    )
+    config = run_flags.build_config(args)
+    project_dir = args.image_project_dir.rstrip("/")
     beam_args = shlex.split(args.beam_args) if args.beam_args is not None else None
     pipeline = create_pipeline(
         pipeline_root=args.pipeline_root,
         serving_model_dir=args.serving_dir,
-        mnist_dir=args.mnist_dir,
+        mnist_dir=args.mnist_dir or f"{project_dir}/data/mnist",
         tfds_data_dir=args.tfds_data_dir or f"{args.pipeline_root.rstrip('/')}/tfds",
-        schema_file=IMAGE_SCHEMA_FILE,
+        schema_file=f"{project_dir}/schemas/schema.pbtxt",
         user_code=pipeline_config.UserCode.import_paths(),
         config=config,
         beam_pipeline_args=beam_args,
-        exclude_candidate_from_baseline=False,
     )
     output_file = os.path.abspath(args.output_file)
     as_yaml = output_file.endswith((".yaml", ".yml"))
     json_file = f"{output_file}.json" if as_yaml else output_file
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=args.image),
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+            default_image=args.image, use_pipeline_spec_2_1=True
+        ),
         output_dir=os.path.dirname(json_file),
         output_filename=os.path.basename(json_file),
     )
     runner.run(pipeline)
+    disable_cache(json_file, NEVER_CACHED_TASKS)
     if as_yaml:
         # TFX writes JSON; the same document as YAML (KFP reads both).
         with open(json_file) as source, open(output_file, "w") as out:

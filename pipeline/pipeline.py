@@ -7,7 +7,6 @@ Kubeflow runner build the very same pipeline.
 
 import tensorflow_model_analysis as tfma
 from tfx.components import (
-    Evaluator,
     ExampleValidator,
     ImportExampleGen,
     StatisticsGen,
@@ -16,12 +15,13 @@ from tfx.components import (
 )
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.orchestration import pipeline as tfx_pipeline
-from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2, transform_pb2
+from tfx.proto import example_gen_pb2, trainer_pb2, transform_pb2
 
 from components.anomaly_gate import AnomalyGate
-from components.atomic_pusher import AtomicPusher
-from components.baseline_resolver import make_baseline_resolver
+from components.latest_release import LatestRelease
 from components.mnist_example_gen import SPLIT_EVAL, SPLIT_TEST, SPLIT_TRAIN, MnistExampleGen
+from components.release_evaluator import ReleaseEvaluator
+from components.release_pusher import ReleasePusher
 from pipeline import features
 from pipeline.config import PipelineConfig, UserCode
 
@@ -91,15 +91,15 @@ def create_pipeline(
     config: PipelineConfig,
     beam_pipeline_args: list[str] | None = None,
     metadata_connection_config=None,
-    exclude_candidate_from_baseline: bool = True,
     extra_examples_dir: str | None = None,
 ) -> tfx_pipeline.Pipeline:
     """Builds the MNIST pipeline: TFDS -> validated data -> model -> release.
 
     Args:
       pipeline_root: Root of all artifacts the components write.
-      serving_model_dir: Pusher's base directory; each release goes to a
-        versioned subdirectory.
+      serving_model_dir: The releases: each goes to a numbered subdirectory,
+        and the newest is the baseline a candidate may not fall below
+        (local path or gs://).
       mnist_dir: Folder with the original MNIST archives (TFDS manual dir).
       tfds_data_dir: Where TFDS keeps its prepared data.
       schema_file: The curated schema (schemas/schema.pbtxt).
@@ -109,9 +109,6 @@ def create_pipeline(
       beam_pipeline_args: Beam options for the Beam-powered components;
         defaults to config.beam_pipeline_args.
       metadata_connection_config: ML Metadata connection (the runner's choice).
-      exclude_candidate_from_baseline: Use the resolver that never offers the
-        candidate as its own baseline; Kubeflow V2 can only compile TFX's
-        built-in strategy (see components/baseline_resolver.py).
       extra_examples_dir: Optional folder of tf.Example TFRecord files (GZIP
         if named *.gz, else plain) in the feature contract, added to `train`.
 
@@ -183,29 +180,30 @@ def create_pipeline(
         custom_config=config.trainer.to_custom_config(),
     )
 
-    # Finds the latest released (blessed) model other than this candidate: the
-    # baseline a new model may not fall below.
-    model_resolver = make_baseline_resolver(
-        trainer.outputs["model"], exclude_candidate=exclude_candidate_from_baseline
+    # Reads the newest release other than this candidate from the serving
+    # directory: the baseline a new model may not fall below (none at first).
+    latest_release = LatestRelease(
+        model=trainer.outputs["model"], serving_model_dir=serving_model_dir
     )
 
-    # Evaluates on the untouched test split; blesses only above the bar and baseline.
-    evaluator = Evaluator(
+    # Evaluates on the untouched test split; blesses only above the bar and the release.
+    evaluator = ReleaseEvaluator(
         examples=example_gen.outputs["examples"],
         example_splits=[SPLIT_TEST],
         model=trainer.outputs["model"],
-        baseline_model=model_resolver.outputs["model"],
+        baseline_model=latest_release.outputs["baseline_model"],
         eval_config=make_eval_config(config.accuracy_threshold, config.baseline_tolerance),
-    )
+    ).with_id("Evaluator")
 
-    # Releases blessed models only, to a new versioned serving directory that
-    # appears whole (staged, then renamed) or not at all.
-    pusher = AtomicPusher(
+    # Releases a blessed model once: whole (staged, then renamed), with its
+    # manifest, and not again if the newest release already holds it.
+    pusher = ReleasePusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=pusher_pb2.PushDestination(
-            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_model_dir)
-        ),
+        serving_model_dir=serving_model_dir,
+        evaluation=evaluator.outputs["evaluation"],
+        examples=example_gen.outputs["examples"],
+        baseline_model=latest_release.outputs["baseline_model"],
     ).with_id("Pusher")
 
     return tfx_pipeline.Pipeline(
@@ -220,7 +218,7 @@ def create_pipeline(
             anomaly_gate,
             transform,
             trainer,
-            model_resolver,
+            latest_release,
             evaluator,
             pusher,
         ],

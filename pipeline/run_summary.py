@@ -7,15 +7,18 @@ threshold it missed), and where it was released.
 
 import dataclasses
 
-import tensorflow_model_analysis as tfma
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from components.anomaly_gate import DataAnomaliesError
+from components.evaluation_results import (
+    digit_accuracy,
+    overall_accuracy,
+    top_confusions,
+    validation_failures,
+)
 from components.tfds_mnist import MnistArchiveError
-from pipeline import features
 
-ACCURACY_METRIC = "sparse_categorical_accuracy"
 _STATE_NAMES = {
     metadata_store_pb2.Execution.COMPLETE: "executed",
     metadata_store_pb2.Execution.CACHED: "cached",
@@ -45,10 +48,14 @@ class RunSummary:
     blessed: bool
     validation_failures: list[str]
     pushed_destination: str | None
+    """The release that holds this run's model (pushed now or before), if any."""
     digit_accuracy: dict[int, float] = dataclasses.field(default_factory=dict)
     """Test accuracy per true digit (TFMA slice on the label)."""
     confusions: dict[int, tuple[int, int]] = dataclasses.field(default_factory=dict)
     """For each true digit: (most frequent wrong prediction, how often)."""
+    released_now: bool = False
+    """True if this run copied the model into a new release directory."""
+    pushed_version: str | None = None
 
     def worst_digits(self, count: int = 3) -> list[int]:
         """The digits the model gets wrong most often, worst first."""
@@ -79,12 +86,12 @@ class RunSummary:
             )
         lines.append(f"Blessed: {'yes' if self.blessed else 'no'}")
         lines.extend(f"  not blessed because: {failure}" for failure in self.validation_failures)
-        pusher = self.component("Pusher")
         if not self.pushed:
             lines.append("Pushed: no (nothing released)")
-        elif pusher is not None and pusher.state == "cached":
+        elif not self.released_now:
             lines.append(
-                f"Pushed: nothing new (same model as before, at {self.pushed_destination})"
+                f"Pushed: nothing new (already released as version {self.pushed_version}, "
+                f"at {self.pushed_destination})"
             )
         else:
             lines.append(f"Pushed to: {self.pushed_destination}")
@@ -137,81 +144,6 @@ def component_runs(
     return runs
 
 
-def _candidate_accuracy(metrics_for_slice) -> float | None:
-    for key_and_value in metrics_for_slice.metric_keys_and_values:
-        key = key_and_value.key
-        if key.name == ACCURACY_METRIC and not key.is_diff and key.model_name != "baseline":
-            return key_and_value.value.double_value.value
-    return None
-
-
-def overall_accuracy(evaluation_uri: str) -> float | None:
-    """The candidate model's overall test accuracy from TFMA's metrics output."""
-    for metrics_for_slice in tfma.load_metrics(evaluation_uri):
-        if not metrics_for_slice.slice_key.single_slice_keys:
-            return _candidate_accuracy(metrics_for_slice)
-    return None
-
-
-def digit_accuracy(evaluation_uri: str) -> dict[int, float]:
-    """Accuracy per true digit, from TFMA's slices on the label."""
-    per_digit = {}
-    for metrics_for_slice in tfma.load_metrics(evaluation_uri):
-        keys = metrics_for_slice.slice_key.single_slice_keys
-        if len(keys) == 1 and keys[0].column == features.LABEL_KEY:
-            accuracy = _candidate_accuracy(metrics_for_slice)
-            if accuracy is not None:
-                per_digit[int(keys[0].int64_value)] = accuracy
-    return per_digit
-
-
-def top_confusions(evaluation_uri: str) -> dict[int, tuple[int, int]]:
-    """From TFMA's multi-class confusion matrix (overall slice): for each true
-    digit, the wrong prediction it gets most often and how many times."""
-    confusions: dict[int, tuple[int, int]] = {}
-    for plots_for_slice in tfma.load_plots(evaluation_uri):
-        if plots_for_slice.slice_key.single_slice_keys:
-            continue
-        for key_and_value in plots_for_slice.plot_keys_and_values:
-            if key_and_value.key.model_name == "baseline":
-                continue
-            for matrix in key_and_value.value.multi_class_confusion_matrix_at_thresholds.matrices:
-                for entry in matrix.entries:
-                    actual, predicted = entry.actual_class_id, entry.predicted_class_id
-                    count = int(entry.num_weighted_examples)
-                    if actual != predicted and count > confusions.get(actual, (None, 0))[1]:
-                        confusions[actual] = (predicted, count)
-    return confusions
-
-
-def validation_failures(evaluation_uri: str) -> list[str]:
-    """TFMA's reasons for not blessing: metric, value and threshold, one per line."""
-    result = tfma.load_validation_result(evaluation_uri)
-    failures = []
-    for per_slice in result.metric_validations_per_slice:
-        for failure in per_slice.failures:
-            kind = "change vs. baseline" if failure.metric_key.is_diff else "value"
-            failures.append(
-                f"{failure.metric_key.name} {kind} {failure.metric_value.double_value.value:.4f} "
-                f"violates threshold {_threshold_text(failure.metric_threshold)}"
-            )
-    if not result.validation_ok and not failures and result.missing_thresholds:
-        failures.append("thresholds missing")
-    return failures
-
-
-def _threshold_text(threshold: tfma.MetricThreshold) -> str:
-    value = threshold.value_threshold
-    if value.HasField("lower_bound"):
-        return f">= {value.lower_bound.value}"
-    if value.HasField("upper_bound"):
-        return f"<= {value.upper_bound.value}"
-    change = threshold.change_threshold
-    if change.HasField("absolute"):
-        return f"change >= {change.absolute.value} (higher is better)"
-    return str(threshold).replace("\n", " ")
-
-
 def latest_run_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
     """Summarizes the most recent run of `pipeline_name` in the store."""
     store = connect(metadata_path)
@@ -232,11 +164,14 @@ def latest_run_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
         blessing = evaluation.outputs["blessing"]
         blessed = blessing.custom_properties["blessed"].int_value == 1
     pusher = by_node.get("Pusher")
-    destination = None
+    destination, version, released_now = None, None, False
     if pusher and "pushed_model" in pusher.outputs:
-        pushed_model = pusher.outputs["pushed_model"]
-        if pushed_model.custom_properties["pushed"].int_value == 1:
-            destination = pushed_model.custom_properties["pushed_destination"].string_value
+        properties = pusher.outputs["pushed_model"].custom_properties
+        pushed = properties["pushed"].int_value == 1
+        if pushed or properties["already_released"].int_value == 1:
+            destination = properties["pushed_destination"].string_value
+            version = properties["pushed_version"].string_value
+            released_now = pushed and pusher.state == "executed"
     return RunSummary(
         run_id=run_context.name,
         components=components,
@@ -244,6 +179,8 @@ def latest_run_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
         blessed=blessed,
         validation_failures=failures,
         pushed_destination=destination,
+        pushed_version=version,
+        released_now=released_now,
         digit_accuracy=per_digit,
         confusions=confusions,
     )

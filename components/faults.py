@@ -1,0 +1,21 @@
+"""Named fault-injection points, so tests can kill a real run where it hurts most.
+
+A point fires only when the environment variable FAULT_ENV names it; in a
+normal run every call here is a dictionary look-up and nothing else. Tests
+start the real pipeline in a subprocess with the variable set, so the kill is
+a real SIGKILL of the process that holds the run, not a mock.
+"""
+
+import os
+import signal
+
+FAULT_ENV = "MNIST_PIPELINE_FAULT"
+
+RELEASE_AFTER_RENAME = "release-after-rename"
+"""The release directory is in place, ML Metadata does not know it yet."""
+
+
+def inject(point: str) -> None:
+    """Kills this process with SIGKILL if FAULT_ENV names `point`."""
+    if os.environ.get(FAULT_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)

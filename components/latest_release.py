@@ -1,0 +1,143 @@
+"""LatestRelease: the newest release other than the candidate, as the Evaluator's baseline.
+
+"Not worse than the model released now" has to mean the model a server
+serves now: the newest version in the serving directory. TFX's resolver
+nodes answer a different question (the newest *blessed* model in ML
+Metadata), hand a cached candidate back as its own baseline, and compile to
+resolver tasks that the open-source KFP backend cannot run. This is a
+regular component instead, so it compiles to an ordinary container task.
+
+The candidate itself is never its own baseline: when the newest release
+holds the candidate (same fingerprint: a rerun after that model was
+released), the release before it is the baseline. It copies that release
+into its output Model (`Format-Serving/`, where
+the Evaluator looks) and records `has_release`, `release_version`,
+`release_dir` and `model_fingerprint`. Before the first release the Model is
+empty with `has_release = 0`, and ReleaseEvaluator judges the candidate by
+the absolute threshold alone.
+
+Caching: the component reads no input artifact, so TFX's cache key would
+never change. Its driver puts the newest release's version and fingerprint
+into the `release_state` exec property before the cache look-up: an
+unchanged baseline is a cache hit (so a rerun with nothing changed stays
+fully cached, even after its own model was released), a new release of
+another model makes it run again. The Kubeflow compile turns
+caching off for this one task instead (KFP runs no custom drivers).
+"""
+
+from typing import Any
+
+from tfx import types
+from tfx.dsl.components.base import base_component, base_driver, base_executor, executor_spec
+from tfx.orchestration import data_types_utils
+from tfx.orchestration.portable import data_types
+from tfx.proto.orchestration import driver_output_pb2
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+from tfx.utils import io_utils, path_utils
+
+from components import release
+
+SERVING_MODEL_DIR_KEY = "serving_model_dir"
+CANDIDATE_KEY = "model"
+RELEASE_STATE_KEY = "release_state"
+BASELINE_MODEL_KEY = "baseline_model"
+HAS_RELEASE_KEY = "has_release"
+NO_RELEASE = "none"
+
+
+def baseline_release(
+    serving_model_dir: str, candidate_model_dir: str | None
+) -> tuple[release.Release, str] | None:
+    """The newest release that does not hold the candidate, with its fingerprint."""
+    candidate = release.model_fingerprint(candidate_model_dir) if candidate_model_dir else None
+    for newest in reversed(release.list_releases(serving_model_dir)):
+        fingerprint = release.model_fingerprint(newest.path)
+        if fingerprint != candidate:
+            return newest, fingerprint
+    return None
+
+
+def _candidate_dir(input_dict: dict[str, list[types.Artifact]]) -> str | None:
+    candidates = input_dict.get(CANDIDATE_KEY) or []
+    return path_utils.serving_model_path(candidates[0].uri) if candidates else None
+
+
+def release_state(serving_model_dir: str, candidate_model_dir: str | None) -> str:
+    """`<version>:<fingerprint>` of the baseline release, or "none"."""
+    found = baseline_release(serving_model_dir, candidate_model_dir)
+    if found is None:
+        return NO_RELEASE
+    baseline, fingerprint = found
+    return f"{baseline.version}:{fingerprint}"
+
+
+def has_release(baseline_model: types.Artifact) -> bool:
+    """True if LatestRelease found a release (the Model holds a SavedModel)."""
+    return baseline_model.get_int_custom_property(HAS_RELEASE_KEY) == 1
+
+
+class LatestReleaseSpec(ComponentSpec):
+    """Reads a serving directory; outputs its newest release as a Model."""
+
+    PARAMETERS = {
+        SERVING_MODEL_DIR_KEY: ExecutionParameter(type=str),
+        RELEASE_STATE_KEY: ExecutionParameter(type=str, optional=True),
+    }
+    INPUTS = {CANDIDATE_KEY: ChannelParameter(type=standard_artifacts.Model, optional=True)}
+    OUTPUTS = {BASELINE_MODEL_KEY: ChannelParameter(type=standard_artifacts.Model)}
+
+
+class LatestReleaseDriver(base_driver.BaseDriver):
+    """Adds the serving directory's state to the exec properties (the cache key)."""
+
+    def run(self, execution_info: data_types.ExecutionInfo) -> driver_output_pb2.DriverOutput:
+        result = driver_output_pb2.DriverOutput()
+        for key, value in execution_info.exec_properties.items():
+            if value is not None:
+                data_types_utils.set_metadata_value(result.exec_properties[key], value)
+        state = release_state(
+            execution_info.exec_properties[SERVING_MODEL_DIR_KEY],
+            _candidate_dir(execution_info.input_dict),
+        )
+        result.exec_properties[RELEASE_STATE_KEY].string_value = state
+        return result
+
+
+class LatestReleaseExecutor(base_executor.BaseExecutor):
+    """Copies the newest release into the output Model, or marks it empty."""
+
+    def Do(  # noqa: N802 (TFX API)
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        baseline = artifact_utils.get_single_instance(output_dict[BASELINE_MODEL_KEY])
+        found = baseline_release(exec_properties[SERVING_MODEL_DIR_KEY], _candidate_dir(input_dict))
+        if found is None:
+            baseline.set_int_custom_property(HAS_RELEASE_KEY, 0)
+            return
+        released, fingerprint = found
+        io_utils.copy_dir(released.path, path_utils.serving_model_path(baseline.uri))
+        baseline.set_int_custom_property(HAS_RELEASE_KEY, 1)
+        baseline.set_string_custom_property("release_version", str(released.version))
+        baseline.set_string_custom_property("release_dir", released.path)
+        baseline.set_string_custom_property("model_fingerprint", fingerprint)
+
+
+class LatestRelease(base_component.BaseComponent):
+    """The newest release in `serving_model_dir` (local path or gs://) that is not `model`."""
+
+    SPEC_CLASS = LatestReleaseSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(LatestReleaseExecutor)
+    DRIVER_CLASS = LatestReleaseDriver
+
+    def __init__(self, model: types.BaseChannel, serving_model_dir: str):
+        super().__init__(
+            spec=LatestReleaseSpec(
+                model=model,
+                serving_model_dir=serving_model_dir,
+                baseline_model=types.Channel(type=standard_artifacts.Model),
+            )
+        )

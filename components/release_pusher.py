@@ -1,0 +1,226 @@
+"""ReleasePusher: releases a blessed model exactly once, whole, with a manifest.
+
+TFX's filesystem Pusher copies every blessed model into a new
+`<base>/<unix time>/` directory, in place. Three things go wrong with that:
+a run killed mid-copy leaves a half-written version a model server may load;
+the same model is released again whenever its blessing is recomputed (a
+threshold-only change, a rerun after a kill between the copy and the ML
+Metadata publish, an orchestrator without caching); and a release says
+nothing about itself once ML Metadata is out of reach.
+
+This executor keeps TFX's blessing checks and output properties and changes
+the push:
+1. If the newest release already holds this model (same fingerprint over
+   `saved_model.pb` and `variables/`), nothing is copied: the PushedModel
+   records `already_released = 1` with that version and directory.
+2. Otherwise the model is copied into a staging directory unique to this
+   push (`<base>/.staging/<version>-<random>`), the release manifest is
+   written into its `assets.extra/release.json`, and the directory is renamed
+   to `<base>/<version>`, so a version appears whole or not at all.
+Versions are Unix seconds, bumped past the newest existing version.
+"""
+
+import datetime
+import json
+import os
+import time
+import uuid
+from typing import Any
+
+import tensorflow as tf
+from tfx import types
+from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+from tfx.utils import io_utils
+
+from components import evaluation_results, faults, release
+from components.latest_release import has_release
+
+SERVING_MODEL_DIR_KEY = "serving_model_dir"
+EVALUATION_KEY = "evaluation"
+EXAMPLES_KEY = "examples"
+BASELINE_MODEL_KEY = "baseline_model"
+
+
+class ReleasePusherSpec(ComponentSpec):
+    """TFX's Pusher inputs, plus what the release manifest records."""
+
+    PARAMETERS = {SERVING_MODEL_DIR_KEY: ExecutionParameter(type=str)}
+    INPUTS = {
+        standard_component_specs.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
+        standard_component_specs.MODEL_BLESSING_KEY: ChannelParameter(
+            type=standard_artifacts.ModelBlessing
+        ),
+        standard_component_specs.INFRA_BLESSING_KEY: ChannelParameter(
+            type=standard_artifacts.InfraBlessing, optional=True
+        ),
+        EVALUATION_KEY: ChannelParameter(type=standard_artifacts.ModelEvaluation, optional=True),
+        EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples, optional=True),
+        BASELINE_MODEL_KEY: ChannelParameter(type=standard_artifacts.Model, optional=True),
+    }
+    OUTPUTS = {
+        standard_component_specs.PUSHED_MODEL_KEY: ChannelParameter(
+            type=standard_artifacts.PushedModel
+        )
+    }
+
+
+def _single(input_dict: dict[str, list[types.Artifact]], key: str) -> types.Artifact | None:
+    artifacts = input_dict.get(key) or []
+    return artifacts[0] if artifacts else None
+
+
+def _property(artifact: types.Artifact, name: str, parse_json: bool = False) -> Any:
+    """A custom property; `parse_json` for the JSON strings MnistExampleGen records."""
+    value = artifact.get_custom_property(name)
+    if parse_json and isinstance(value, str) and value:
+        return json.loads(value)
+    return value
+
+
+def build_manifest(
+    version: int,
+    fingerprint: str,
+    input_dict: dict[str, list[types.Artifact]],
+    pipeline_run_id: str | None,
+) -> dict[str, Any]:
+    """What a release says about itself: model, metrics, gates, baseline, data, lineage."""
+    model = _single(input_dict, standard_component_specs.MODEL_KEY)
+    blessing = _single(input_dict, standard_component_specs.MODEL_BLESSING_KEY)
+    evaluation = _single(input_dict, EVALUATION_KEY)
+    examples = _single(input_dict, EXAMPLES_KEY)
+    baseline = _single(input_dict, BASELINE_MODEL_KEY)
+    manifest: dict[str, Any] = {
+        "version": version,
+        "model_fingerprint": fingerprint,
+        "released_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "pipeline_run_id": pipeline_run_id,
+        "baseline": None,
+        "lineage": {
+            "model": {"id": model.id, "uri": model.uri},
+            "blessing": {"id": blessing.id, "uri": blessing.uri},
+        },
+    }
+    if evaluation is not None:
+        manifest["test_accuracy"] = evaluation_results.overall_accuracy(evaluation.uri)
+        manifest["per_digit_accuracy"] = {
+            str(digit): accuracy
+            for digit, accuracy in evaluation_results.digit_accuracy(evaluation.uri).items()
+        }
+        manifest["thresholds"] = evaluation_results.gates_of_evaluation(evaluation.uri)
+        manifest["lineage"]["evaluation"] = {"id": evaluation.id, "uri": evaluation.uri}
+    if baseline is not None and has_release(baseline):
+        manifest["baseline"] = {
+            "version": int(baseline.get_string_custom_property("release_version")),
+            "model_fingerprint": baseline.get_string_custom_property("model_fingerprint"),
+        }
+    if examples is not None:
+        manifest["data"] = {
+            "archive_sha256": _property(examples, "archive_sha256", parse_json=True),
+            "split_counts": _property(examples, "split_counts", parse_json=True),
+            "tfds_name": _property(examples, "tfds_name"),
+            "tfds_version": _property(examples, "tfds_version"),
+        }
+        manifest["lineage"]["examples"] = {"id": examples.id, "uri": examples.uri}
+    return manifest
+
+
+def _not_blessed_reason(input_dict: dict[str, list[types.Artifact]]) -> str:
+    evaluation = _single(input_dict, EVALUATION_KEY)
+    failures = evaluation_results.validation_failures(evaluation.uri) if evaluation else []
+    return "not blessed: " + ("; ".join(failures) or "the Evaluator did not bless the model")
+
+
+def next_version(serving_model_dir: str) -> int:
+    """Unix seconds, or one past the newest release if that is not later."""
+    newest = release.newest_release(serving_model_dir)
+    version = int(time.time())
+    if newest is not None:
+        version = max(version, newest.version + 1)
+    while tf.io.gfile.exists(os.path.join(serving_model_dir, str(version))):
+        version += 1
+    return version
+
+
+def stage_release(model_dir: str, staging_dir: str, manifest: dict[str, Any]) -> None:
+    """Copies the model (saved_model.pb last, as TFX does) and its manifest."""
+    io_utils.copy_dir(model_dir, staging_dir, deny_regex_patterns=[r"saved_model\.pb"])
+    release.write_manifest(staging_dir, manifest)
+    io_utils.copy_file(
+        os.path.join(model_dir, "saved_model.pb"), os.path.join(staging_dir, "saved_model.pb")
+    )
+
+
+class ReleasePusherExecutor(pusher_executor.Executor):
+    """Pushes a blessed model unless the newest release already holds it."""
+
+    def Do(  # noqa: N802 (TFX API)
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        pushed_model = artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.PUSHED_MODEL_KEY]
+        )
+        if not self.CheckBlessing(input_dict):
+            self._MarkNotPushed(pushed_model)
+            pushed_model.set_string_custom_property("reason", _not_blessed_reason(input_dict))
+            return
+        model_dir = self.GetModelPath(input_dict)
+        serving_model_dir = exec_properties[SERVING_MODEL_DIR_KEY]
+        fingerprint = release.model_fingerprint(model_dir)
+        pushed_model.set_string_custom_property("model_fingerprint", fingerprint)
+
+        newest = release.newest_release(serving_model_dir)
+        if newest is not None and release.model_fingerprint(newest.path) == fingerprint:
+            self._MarkNotPushed(pushed_model)
+            pushed_model.set_int_custom_property("already_released", 1)
+            pushed_model.set_string_custom_property("pushed_destination", newest.path)
+            pushed_model.set_string_custom_property("pushed_version", str(newest.version))
+            return
+
+        version = next_version(serving_model_dir)
+        staging_root = os.path.join(serving_model_dir, release.STAGING_DIR)
+        staged = os.path.join(staging_root, f"{version}-{uuid.uuid4().hex[:12]}")
+        run_id = self._context.pipeline_run_id if self._context else None
+        stage_release(model_dir, staged, build_manifest(version, fingerprint, input_dict, run_id))
+        final = os.path.join(serving_model_dir, str(version))
+        tf.io.gfile.rename(staged, final)
+        faults.inject(faults.RELEASE_AFTER_RENAME)
+        if tf.io.gfile.isdir(staging_root) and not tf.io.gfile.listdir(staging_root):
+            tf.io.gfile.rmtree(staging_root)
+        self._MarkPushed(pushed_model, pushed_destination=final, pushed_version=str(version))
+        pushed_model.set_int_custom_property("already_released", 0)
+
+
+class ReleasePusher(base_component.BaseComponent):
+    """Releases blessed models into `serving_model_dir/<version>/`, exactly once."""
+
+    SPEC_CLASS = ReleasePusherSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(ReleasePusherExecutor)
+
+    def __init__(
+        self,
+        model: types.BaseChannel,
+        model_blessing: types.BaseChannel,
+        serving_model_dir: str,
+        evaluation: types.BaseChannel | None = None,
+        examples: types.BaseChannel | None = None,
+        baseline_model: types.BaseChannel | None = None,
+        infra_blessing: types.BaseChannel | None = None,
+    ):
+        super().__init__(
+            spec=ReleasePusherSpec(
+                model=model,
+                model_blessing=model_blessing,
+                infra_blessing=infra_blessing,
+                evaluation=evaluation,
+                examples=examples,
+                baseline_model=baseline_model,
+                serving_model_dir=serving_model_dir,
+                pushed_model=types.Channel(type=standard_artifacts.PushedModel),
+            )
+        )
