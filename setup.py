@@ -6,7 +6,7 @@ setuptools.setup(
     name="mnist-tfx-pipeline",
     version="0.1.0",
     description="TFX pipeline: MNIST from TFDS to a released, audited Keras model.",
-    python_requires=">=3.10",  # 3.11 here; the TFX 1.16 image has 3.10
+    python_requires=">=3.11",  # the lock is resolved for 3.11, here and in the image
     packages=setuptools.find_packages(
         include=["pipeline", "pipeline.*", "components", "components.*"]
     ),

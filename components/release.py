@@ -22,7 +22,6 @@ import tensorflow as tf
 MANIFEST_DIR = "assets.extra"
 MANIFEST_FILE = "release.json"
 STAGING_DIR = ".staging"
-_FINGERPRINTED = ("saved_model.pb", "variables")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,18 +42,23 @@ def manifest_path(release_dir: str) -> str:
 
 
 def _files_under(directory: str) -> list[str]:
+    if not tf.io.gfile.isdir(directory):
+        return []
     found = []
     for root, _, names in tf.io.gfile.walk(directory):
         found.extend(os.path.join(root, name) for name in names)
-    return found
+    # Prefix-based filesystems (TF's ram://) can list `assets.extra/x` as
+    # `assets/.extra`; only files that really exist count.
+    return [path for path in found if tf.io.gfile.exists(path)]
 
 
 def model_fingerprint(model_dir: str) -> str:
-    """SHA-256 over `saved_model.pb` and `variables/` (relative names and bytes).
+    """SHA-256 over `saved_model.pb`, `variables/` and `assets/` (relative names and bytes).
 
     Two directories with the same fingerprint hold the same model, whatever
-    their paths; assets and `assets.extra` (manifest, warmup) are left out
-    because the Pusher adds them.
+    their paths. `assets.extra` (manifest, warmup requests) is left out
+    because the Pusher adds it; TF's `fingerprint.pb` and Keras metadata are
+    left out because they describe the files fingerprinted here.
 
     Raises:
       FileNotFoundError: `model_dir` holds no saved_model.pb.
@@ -62,7 +66,8 @@ def model_fingerprint(model_dir: str) -> str:
     if not tf.io.gfile.exists(os.path.join(model_dir, "saved_model.pb")):
         raise FileNotFoundError(f"no SavedModel (saved_model.pb) in {model_dir}")
     files = [os.path.join(model_dir, "saved_model.pb")]
-    files += _files_under(os.path.join(model_dir, "variables"))
+    for subdir in ("variables", "assets"):
+        files += _files_under(os.path.join(model_dir, subdir))
     digest = hashlib.sha256()
     for path in sorted(files):
         relative = os.path.relpath(path, model_dir).replace(os.sep, "/")
@@ -84,9 +89,14 @@ def list_releases(serving_dir: str) -> list[Release]:
     for name in tf.io.gfile.listdir(serving_dir):
         name = name.rstrip("/")
         path = os.path.join(serving_dir, name)
-        if name.isdigit() and tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
+        if _is_version(name) and tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
             releases.append(Release(int(name), path))
     return sorted(releases, key=lambda release: release.version)
+
+
+def _is_version(name: str) -> bool:
+    """A version directory name: ASCII digits, no leading zero (7, not 007 or ²)."""
+    return name.isascii() and name.isdigit() and str(int(name)) == name
 
 
 def newest_release(serving_dir: str) -> Release | None:

@@ -153,6 +153,32 @@ def stage_release(model_dir: str, staging_dir: str, manifest: dict[str, Any]) ->
     )
 
 
+def move_into_place(staged: str, final: str) -> None:
+    """Makes the staged release the version directory, whole or not at all.
+
+    On a local filesystem a directory rename is one atomic step. On object
+    stores (`gs://`, `s3://`) TensorFlow renames object by object, so
+    `saved_model.pb` could appear before the variables; there the release is
+    copied with `saved_model.pb` last (a version directory without it is no
+    release, for TF Serving and for `release.list_releases`), then the staged
+    copy is deleted.
+    """
+    if "://" not in final:
+        tf.io.gfile.rename(staged, final)
+        return
+    io_utils.copy_dir(staged, final, deny_regex_patterns=[r"saved_model\.pb"])
+    io_utils.copy_file(
+        os.path.join(staged, "saved_model.pb"), os.path.join(final, "saved_model.pb")
+    )
+    tf.io.gfile.rmtree(staged)
+
+
+def _remove_if_empty(staging_root: str) -> None:
+    """Removes the staging root once no push is staged in it (other pushes' stay)."""
+    if tf.io.gfile.isdir(staging_root) and not tf.io.gfile.listdir(staging_root):
+        tf.io.gfile.rmtree(staging_root)
+
+
 class ReleasePusherExecutor(pusher_executor.Executor):
     """Pushes a blessed model unless the newest release already holds it."""
 
@@ -174,8 +200,10 @@ class ReleasePusherExecutor(pusher_executor.Executor):
         fingerprint = release.model_fingerprint(model_dir)
         pushed_model.set_string_custom_property("model_fingerprint", fingerprint)
 
+        staging_root = os.path.join(serving_model_dir, release.STAGING_DIR)
         newest = release.newest_release(serving_model_dir)
         if newest is not None and release.model_fingerprint(newest.path) == fingerprint:
+            _remove_if_empty(staging_root)  # e.g. left by a push killed after its rename
             self._MarkNotPushed(pushed_model)
             pushed_model.set_int_custom_property("already_released", 1)
             pushed_model.set_string_custom_property("pushed_destination", newest.path)
@@ -183,15 +211,13 @@ class ReleasePusherExecutor(pusher_executor.Executor):
             return
 
         version = next_version(serving_model_dir)
-        staging_root = os.path.join(serving_model_dir, release.STAGING_DIR)
         staged = os.path.join(staging_root, f"{version}-{uuid.uuid4().hex[:12]}")
         run_id = self._context.pipeline_run_id if self._context else None
         stage_release(model_dir, staged, build_manifest(version, fingerprint, input_dict, run_id))
         final = os.path.join(serving_model_dir, str(version))
-        tf.io.gfile.rename(staged, final)
+        move_into_place(staged, final)
         faults.inject(faults.RELEASE_AFTER_RENAME)
-        if tf.io.gfile.isdir(staging_root) and not tf.io.gfile.listdir(staging_root):
-            tf.io.gfile.rmtree(staging_root)
+        _remove_if_empty(staging_root)
         self._MarkPushed(pushed_model, pushed_destination=final, pushed_version=str(version))
         pushed_model.set_int_custom_property("already_released", 0)
 

@@ -49,7 +49,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parses the compile flags."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--output-file", required=True, help="pipeline spec to write: .json, or .yaml/.yml"
+        "--output-file",
+        required=True,
+        help="where to write: .json (TFX's pipeline job: spec + runtime config, for Vertex) "
+        "or .yaml/.yml (the bare PipelineSpec, for the open-source KFP server)",
     )
     parser.add_argument("--pipeline-root", required=True, help="e.g. gs://BUCKET/mnist/root")
     parser.add_argument("--serving-dir", required=True, help="Pusher's base directory")
@@ -120,11 +123,25 @@ def compile_pipeline(args: argparse.Namespace) -> str:
     runner.run(pipeline)
     disable_cache(json_file, NEVER_CACHED_TASKS)
     if as_yaml:
-        # TFX writes JSON; the same document as YAML (KFP reads both).
         with open(json_file) as source, open(output_file, "w") as out:
-            yaml.safe_dump(json.load(source), out, sort_keys=True)
+            yaml.safe_dump(job_to_pipeline_spec(json.load(source)), out, sort_keys=True)
         os.remove(json_file)
     return output_file
+
+
+def job_to_pipeline_spec(job: dict) -> dict:
+    """The YAML form: the bare PipelineSpec, with the pipeline root as its default.
+
+    TFX writes a pipeline *job* (pipelineSpec + runtimeConfig); what the KFP
+    SDK compiles, `kfp.components.load_component_from_file` loads and the
+    open-source KFP server's upload takes is the bare PipelineSpec (IR YAML),
+    whose `defaultPipelineRoot` carries the job's output directory.
+    """
+    spec = dict(job["pipelineSpec"])
+    root = job.get("runtimeConfig", {}).get("gcsOutputDirectory")
+    if root:
+        spec["defaultPipelineRoot"] = root
+    return spec
 
 
 def main(argv: list[str] | None = None) -> int:

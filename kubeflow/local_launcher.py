@@ -67,12 +67,19 @@ class TaskResult:
 
 
 def load_pipeline_job(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Reads a compiled job (JSON or YAML): returns (pipelineSpec, runtimeConfig)."""
+    """Reads a compiled pipeline: returns (pipelineSpec, runtimeConfig).
+
+    Takes a pipeline job (JSON or YAML: pipelineSpec + runtimeConfig) or a
+    bare PipelineSpec, whose `defaultPipelineRoot` is then the pipeline root.
+    """
     with open(path) as source:
         document = yaml.safe_load(source)
     if not isinstance(document, dict):
         raise LaunchError(f"{path} is not a pipeline file")
     spec = document.get("pipelineSpec", document)
+    runtime_config = document.get("runtimeConfig", {})
+    if "pipelineSpec" not in document and spec.get("defaultPipelineRoot"):
+        runtime_config = {"gcsOutputDirectory": spec["defaultPipelineRoot"]}
     json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())  # rejects a malformed spec
     if spec.get("schemaVersion") != SCHEMA_VERSION:
         raise LaunchError(
@@ -80,7 +87,7 @@ def load_pipeline_job(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
             f"implements {SCHEMA_VERSION} (compile with KubeflowV2DagRunnerConfig("
             "use_pipeline_spec_2_1=True))"
         )
-    return spec, document.get("runtimeConfig", {})
+    return spec, runtime_config
 
 
 def _executor_of(spec: dict[str, Any], task_name: str) -> dict[str, Any]:
@@ -121,6 +128,10 @@ def task_order(spec: dict[str, Any]) -> list[str]:
     """Task names so that each comes after every task it depends on (stable)."""
     tasks = spec["root"]["dag"]["tasks"]
     waiting = {name: _upstream(task) for name, task in tasks.items()}
+    for name, needs in waiting.items():
+        missing = sorted(needs - set(tasks))
+        if missing:
+            raise LaunchError(f"task {name} depends on tasks that are not in the DAG: {missing}")
     order: list[str] = []
     while waiting:
         ready = sorted(name for name, needs in waiting.items() if needs <= set(order))

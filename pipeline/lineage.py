@@ -1,14 +1,21 @@
-"""Where did a released model come from? Reads the answer from ML Metadata.
+"""Where did a released model come from? Reads the answer from ML Metadata and the release.
 
     python -m pipeline.lineage --output-dir DIR [--model PATH] [--json]
     python -m pipeline.lineage --output-dir DIR --list
 
-Walks ML Metadata's own events from the pushed model back to the data, as
-people read it: release -> blessing (metrics, thresholds, baseline) -> trained
+Walks ML Metadata's own events from the release back to the data, as people
+read it: release -> blessing (metrics, thresholds, baseline) -> trained
 model (hyper-parameters, epochs run) -> transform graph -> examples (splits,
 counts) -> TFDS dataset (name, version, archive checksums). Each step carries
 its ML Metadata id, URI and creation time. `--list` shows every run and
-release. No second metadata store: everything comes from `metadata.db`.
+release.
+
+The release directory's manifest (`assets.extra/release.json`) names the ML
+Metadata ids of its model and blessing, so `--model DIR` finds the chain even
+when the release was made by a run that ML Metadata never heard finish (a
+kill between the release and the publish). When the store is elsewhere (a
+cluster's), the manifest alone is printed: version, fingerprint, metrics,
+gates, baseline and data checksums.
 """
 
 import os
@@ -26,6 +33,7 @@ import tensorflow as tf  # noqa: E402
 from ml_metadata.metadata_store import metadata_store  # noqa: E402
 from ml_metadata.proto import metadata_store_pb2  # noqa: E402
 
+from components import evaluation_results, release  # noqa: E402
 from pipeline import run_summary  # noqa: E402
 from pipeline.config import OutputLayout  # noqa: E402
 from pipeline.modules.trainer.mnist_trainer import HISTORY_FILE  # noqa: E402
@@ -116,13 +124,20 @@ class Lineage:
         )
 
 
+def _released_by(artifact: Artifact) -> bool:
+    return _property(artifact, "pushed") == 1 or _property(artifact, "already_released") == 1
+
+
 def find_release(store: metadata_store.MetadataStore, model_path: str | None = None) -> Artifact:
-    """The PushedModel for `model_path` (a serving version dir), else the latest push.
+    """The PushedModel for `model_path` (a serving version dir), else the latest release.
+
+    A PushedModel counts if it released the model or found it already
+    released (`already_released`, e.g. after a run killed mid-publish).
 
     Raises:
-      LookupError: nothing was pushed, or nothing was pushed to model_path.
+      LookupError: nothing was released, or nothing to model_path.
     """
-    pushed = [a for a in store.get_artifacts_by_type("PushedModel") if _property(a, "pushed") == 1]
+    pushed = [a for a in store.get_artifacts_by_type("PushedModel") if _released_by(a)]
     if model_path:
         wanted = os.path.normpath(os.path.abspath(model_path))
         pushed = [
@@ -131,34 +146,11 @@ def find_release(store: metadata_store.MetadataStore, model_path: str | None = N
     if not pushed:
         where = f" to {model_path}" if model_path else ""
         raise LookupError(f"no model was pushed{where} according to this ML Metadata store")
-    return max(pushed, key=lambda a: a.id)
+    return max(pushed, key=lambda a: (_property(a, "pushed") == 1, a.id))
 
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
-
-
-def _wrapped(value: Any) -> Any:
-    """Proto JSON writes a DoubleValue as a number; older writers as {"value": x}."""
-    return value.get("value") if isinstance(value, dict) else value
-
-
-def _thresholds(eval_config_json: str) -> list[str]:
-    config = json.loads(eval_config_json or "{}")
-    found = []
-    for spec in config.get("metrics_specs", []):
-        for metric in spec.get("metrics", []):
-            gates = [p.get("threshold", {}) for p in metric.get("per_slice_thresholds", [])]
-            if "threshold" in metric:
-                gates.append(metric["threshold"])
-            for threshold in gates:
-                if "value_threshold" in threshold:
-                    bound = _wrapped(threshold["value_threshold"].get("lower_bound"))
-                    found.append(f"{metric['class_name']} >= {bound}")
-                if "change_threshold" in threshold:
-                    change = _wrapped(threshold["change_threshold"].get("absolute"))
-                    found.append(f"{metric['class_name']} change vs baseline >= {change}")
-    return found
 
 
 def _epochs_run(model_run: Artifact | None) -> int | None:
@@ -171,37 +163,92 @@ def _epochs_run(model_run: Artifact | None) -> int | None:
         return json.load(source)["epochs_run"]
 
 
-def trace_release(store: metadata_store.MetadataStore, release: Artifact) -> list[Step]:
+def trace_release(store: metadata_store.MetadataStore, pushed_model: Artifact) -> list[Step]:
     """The chain from a PushedModel back to the TFDS data it came from."""
     lineage = Lineage(store)
-    pusher = lineage.producer(release)
-    pusher_inputs = lineage.inputs(pusher.id)
+    pusher_inputs = lineage.inputs(lineage.producer(pushed_model).id)
     (model,) = pusher_inputs["model"]
     (blessing,) = pusher_inputs["model_blessing"]
-    steps = [
-        lineage.step(
+    release_step = lineage.step(
+        "release",
+        pushed_model,
+        pushed_destination=_property(pushed_model, "pushed_destination"),
+        pushed_version=_property(pushed_model, "pushed_version"),
+        model_fingerprint=_property(pushed_model, "model_fingerprint"),
+    )
+    return [release_step, *trace_model(lineage, model, blessing)]
+
+
+def trace_manifest(store: metadata_store.MetadataStore, release_dir: str) -> list[Step] | None:
+    """The chain of a release found through its manifest's ML Metadata ids.
+
+    Returns None when the manifest names no artifact of this store (a release
+    made elsewhere, or with another store).
+    """
+    manifest = release.read_manifest(release_dir)
+    ids = (manifest or {}).get("lineage", {})
+    wanted = [ids.get(key, {}) for key in ("model", "blessing")]
+    if not all(entry.get("id") for entry in wanted):
+        return None
+    found = {a.id: a for a in store.get_artifacts_by_id([entry["id"] for entry in wanted])}
+    if not all(entry["id"] in found and found[entry["id"]].uri == entry["uri"] for entry in wanted):
+        return None
+    model, blessing = (found[entry["id"]] for entry in wanted)
+    lineage = Lineage(store)
+    release_step = Step(
+        "release",
+        0,
+        "release manifest",
+        release.manifest_path(release_dir),
+        manifest.get("released_at", ""),
+        {
+            "pushed_destination": release_dir,
+            "pushed_version": str(manifest["version"]),
+            "model_fingerprint": manifest.get("model_fingerprint"),
+        },
+    )
+    return [release_step, *trace_model(lineage, model, blessing)]
+
+
+def manifest_only(release_dir: str) -> list[Step]:
+    """What a release says about itself, for when its ML Metadata is elsewhere.
+
+    Raises:
+      LookupError: the directory holds no release manifest.
+    """
+    manifest = release.read_manifest(release_dir)
+    if manifest is None:
+        raise LookupError(f"{release_dir} holds no release manifest ({release.MANIFEST_FILE})")
+    return [
+        Step(
             "release",
-            release,
-            pushed_destination=_property(release, "pushed_destination"),
-            pushed_version=_property(release, "pushed_version"),
+            0,
+            "release manifest",
+            release.manifest_path(release_dir),
+            manifest.get("released_at", ""),
+            manifest,
         )
     ]
 
+
+def trace_model(lineage: Lineage, model: Artifact, blessing: Artifact) -> list[Step]:
+    """The chain from a model and its blessing back to the TFDS data."""
+    steps = []
     evaluator = lineage.producer(blessing)
     evaluation = lineage.outputs(evaluator.id)["evaluation"][0]
-    baseline = lineage.inputs(evaluator.id).get("baseline_model", [])
+    baselines = lineage.inputs(evaluator.id).get("baseline_model", [])
     steps.append(
         lineage.step(
             "blessing",
             blessing,
             blessed=_property(blessing, "blessed") == 1,
-            test_accuracy=_rounded(run_summary.overall_accuracy(evaluation.uri)),
+            test_accuracy=_rounded(evaluation_results.overall_accuracy(evaluation.uri)),
             per_digit_accuracy={
                 digit: _rounded(accuracy)
-                for digit, accuracy in run_summary.digit_accuracy(evaluation.uri).items()
+                for digit, accuracy in evaluation_results.digit_accuracy(evaluation.uri).items()
             },
-            thresholds=_thresholds(_property(evaluator, "eval_config")),
-            baseline_model=({"id": baseline[0].id, "uri": baseline[0].uri} if baseline else None),
+            thresholds=evaluation_results.gates_of_evaluation(evaluation.uri),
+            baseline_model=_baseline(baselines),
             evaluation_uri=evaluation.uri,
         )
     )
@@ -255,6 +302,17 @@ def trace_release(store: metadata_store.MetadataStore, release: Artifact) -> lis
     return steps
 
 
+def _baseline(baselines: list[Artifact]) -> dict[str, Any] | None:
+    """The release the candidate was compared with (LatestRelease's output), if any."""
+    if not baselines or _property(baselines[0], "has_release") != 1:
+        return None
+    return {
+        "id": baselines[0].id,
+        "release_version": _property(baselines[0], "release_version"),
+        "model_fingerprint": _property(baselines[0], "model_fingerprint"),
+    }
+
+
 def list_runs(store: metadata_store.MetadataStore, pipeline_name: str) -> list[dict[str, Any]]:
     """Every run: id, time, accuracy, blessed, pushed path, or why it stopped."""
     rows = []
@@ -274,15 +332,16 @@ def list_runs(store: metadata_store.MetadataStore, pipeline_name: str) -> list[d
         evaluator = by_node.get("Evaluator")
         if evaluator and "evaluation" in evaluator.outputs:
             uri = evaluator.outputs["evaluation"].uri
-            row["test_accuracy"] = run_summary.overall_accuracy(uri)
+            row["test_accuracy"] = evaluation_results.overall_accuracy(uri)
             row["blessed"] = _property(evaluator.outputs["blessing"], "blessed") == 1
-            row["reason"] = "; ".join(run_summary.validation_failures(uri))
+            row["reason"] = "; ".join(evaluation_results.validation_failures(uri))
         pusher = by_node.get("Pusher")
         if pusher and "pushed_model" in pusher.outputs:
             pushed_model = pusher.outputs["pushed_model"]
-            if _property(pushed_model, "pushed") == 1:
-                cached = " (cached: already released)" if pusher.state == "cached" else ""
-                row["pushed"] = f"{_property(pushed_model, 'pushed_destination')}{cached}"
+            if _released_by(pushed_model):
+                again = pusher.state == "cached" or _property(pushed_model, "pushed") != 1
+                note = " (already released)" if again else ""
+                row["pushed"] = f"{_property(pushed_model, 'pushed_destination')}{note}"
         if failed:
             row["reason"] = f"stopped: {', '.join(failed)} failed"
         elif not pusher:
@@ -316,27 +375,45 @@ def render_runs(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def chain_for(metadata_path: str, model_path: str | None) -> list[Step]:
+    """The chain of a release: through ML Metadata if it knows it, else its manifest.
+
+    Raises:
+      LookupError: no release found.
+    """
+    if os.path.exists(metadata_path):
+        store = run_summary.connect(metadata_path)
+        if model_path:
+            steps = trace_manifest(store, model_path)
+            if steps is not None:
+                return steps
+        try:
+            return trace_release(store, find_release(store, model_path))
+        except LookupError:
+            if not model_path:
+                raise
+    if model_path:
+        return manifest_only(model_path)
+    raise LookupError(f"no ML Metadata at {metadata_path}; run local_runner.py first")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output-dir", default="output", help="the runner's --output-dir")
-    parser.add_argument("--model", help="a pushed version dir (default: the latest release)")
+    parser.add_argument("--model", help="a release's version dir (default: the latest release)")
     parser.add_argument("--list", action="store_true", help="every run and release")
     parser.add_argument("--json", action="store_true", help="JSON instead of text")
     parser.add_argument("--pipeline-name", default="mnist")
     args = parser.parse_args(argv)
     metadata_path = OutputLayout(args.output_dir).metadata_path
-    if not os.path.exists(metadata_path):
-        print(
-            f"error: no ML Metadata at {metadata_path}; run local_runner.py first", file=sys.stderr
-        )
-        return 1
-    store = run_summary.connect(metadata_path)
     try:
         if args.list:
-            rows = list_runs(store, args.pipeline_name)
+            if not os.path.exists(metadata_path):
+                raise LookupError(f"no ML Metadata at {metadata_path}; run local_runner.py first")
+            rows = list_runs(run_summary.connect(metadata_path), args.pipeline_name)
             print(json.dumps(rows, indent=2) if args.json else render_runs(rows))
         else:
-            steps = trace_release(store, find_release(store, args.model))
+            steps = chain_for(metadata_path, args.model)
             print(
                 json.dumps([dataclasses.asdict(s) for s in steps], indent=2)
                 if args.json

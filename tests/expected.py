@@ -1,6 +1,6 @@
 """What the tests expect of the pipeline, shared by local and Kubeflow tests."""
 
-# Every component of the default pipeline (no --extra-examples), resolver aside.
+# Every component of the default pipeline (no --extra-examples).
 COMPONENTS = frozenset(
     {
         "ImportSchemaGen",
@@ -10,8 +10,8 @@ COMPONENTS = frozenset(
         "AnomalyGate",
         "Transform",
         "Trainer",
+        "LatestRelease",
         "Evaluator",
         "Pusher",
     }
 )
-RESOLVER = "latest_blessed_model_resolver"

@@ -1,53 +1,254 @@
-"""AtomicPusher's executor: a release appears whole, or not at all."""
+"""ReleasePusher's executor: a blessed model is released once, whole, with a manifest."""
 
 import os
+import signal
+import time
 
 import pytest
-from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts
-from tfx.utils import io_utils, path_utils, proto_utils
+from tfx.utils import io_utils, path_utils
 
-from components import atomic_pusher
+from components import faults, release, release_pusher
 
 
-def _push(tmp_path):
+def write_fake_saved_model(model_dir, variables=b"weights-1") -> str:
+    """A directory shaped like a SavedModel (no TensorFlow needed to fingerprint it)."""
+    os.makedirs(os.path.join(model_dir, "variables"), exist_ok=True)
+    files = {
+        "saved_model.pb": b"graph",
+        "variables/variables.index": b"index",
+        "variables/variables.data-00000-of-00001": variables,
+    }
+    for name, data in files.items():
+        with open(os.path.join(model_dir, name), "wb") as out:
+            out.write(data)
+    return str(model_dir)
+
+
+@pytest.fixture(autouse=True)
+def no_fault_injection(monkeypatch):
+    monkeypatch.delenv(faults.FAULT_ENV, raising=False)
+
+
+@pytest.fixture
+def serving_dir(tmp_path):
+    return str(tmp_path / "serving")
+
+
+def trained_model(tmp_path, name="model", variables=b"weights-1") -> standard_artifacts.Model:
     model = standard_artifacts.Model()
-    model.uri = str(tmp_path / "model")
-    serving = path_utils.serving_model_path(model.uri)
-    os.makedirs(os.path.join(serving, "variables"))
-    for name in ("saved_model.pb", "variables/variables.index"):
-        with open(os.path.join(serving, name), "w") as out:
-            out.write(name)
+    model.uri = str(tmp_path / "trainer" / name)
+    write_fake_saved_model(path_utils.serving_model_path(model.uri), variables)
+    return model
+
+
+def push(tmp_path, serving_dir, model, blessed=1, **extra_inputs):
+    """Runs the executor once with a fresh PushedModel; returns it."""
     blessing = standard_artifacts.ModelBlessing()
-    blessing.set_int_custom_property("blessed", 1)
+    blessing.uri = str(tmp_path / "evaluator" / "blessing")
+    blessing.set_int_custom_property("blessed", blessed)
     pushed = standard_artifacts.PushedModel()
-    pushed.uri = str(tmp_path / "pushed")
-    destination = pusher_pb2.PushDestination(
-        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(tmp_path / "serving"))
-    )
-    atomic_pusher.AtomicPusherExecutor().Do(
-        {"model": [model], "model_blessing": [blessing]},
-        {"pushed_model": [pushed]},
-        {"push_destination": proto_utils.proto_to_json(destination)},
+    pushed.uri = str(tmp_path / "pusher" / f"pushed-{time.monotonic_ns()}")
+    input_dict = {"model": [model], "model_blessing": [blessing]}
+    input_dict.update({key: [artifact] for key, artifact in extra_inputs.items()})
+    release_pusher.ReleasePusherExecutor().Do(
+        input_dict, {"pushed_model": [pushed]}, {"serving_model_dir": serving_dir}
     )
     return pushed
 
 
-def test_push_lands_in_a_version_dir_and_leaves_no_staging(tmp_path):
-    pushed = _push(tmp_path)
-    (version,) = os.listdir(tmp_path / "serving")
+def test_blessed_push_creates_one_whole_version_with_its_manifest(tmp_path, serving_dir):
+    model = trained_model(tmp_path)
+    pushed = push(tmp_path, serving_dir, model)
+
+    (version,) = os.listdir(serving_dir)  # no .staging left either
     assert version.isdigit()
-    release = tmp_path / "serving" / version
-    assert pushed.get_string_custom_property("pushed_destination") == str(release)
-    assert (release / "saved_model.pb").read_text() == "saved_model.pb"
-    assert (release / "variables" / "variables.index").exists()
+    final = os.path.join(serving_dir, version)
+    source = path_utils.serving_model_path(model.uri)
+    for name in ("saved_model.pb", "variables/variables.index"):
+        with (
+            open(os.path.join(final, name), "rb") as got,
+            open(os.path.join(source, name), "rb") as want,
+        ):
+            assert got.read() == want.read()
+    manifest = release.read_manifest(final)
+    assert manifest["version"] == int(version)
+    assert manifest["model_fingerprint"] == release.model_fingerprint(final)
+    assert manifest["model_fingerprint"] == release.model_fingerprint(source)
+    assert manifest["baseline"] is None
+    assert manifest["lineage"]["model"]["uri"] == model.uri
+    assert "test_accuracy" not in manifest  # no evaluation input
+    assert pushed.get_int_custom_property("pushed") == 1
+    assert pushed.get_string_custom_property("pushed_destination") == final
+    assert pushed.get_string_custom_property("pushed_version") == version
+    assert pushed.get_int_custom_property("already_released") == 0
+    assert pushed.get_string_custom_property("model_fingerprint") == manifest["model_fingerprint"]
 
 
-def test_push_killed_mid_copy_with_failing_copy_leaves_no_version_dir(tmp_path, monkeypatch):
-    def failing_copy_file(*args, **kwargs):
+def test_pushing_the_same_model_again_releases_nothing_new(tmp_path, serving_dir):
+    model = trained_model(tmp_path)
+    first = push(tmp_path, serving_dir, model)
+    version = first.get_string_custom_property("pushed_version")
+
+    again = push(tmp_path, serving_dir, model)
+
+    assert os.listdir(serving_dir) == [version]
+    assert again.get_int_custom_property("pushed") == 0
+    assert again.get_int_custom_property("already_released") == 1
+    assert again.get_string_custom_property("pushed_version") == version
+    assert again.get_string_custom_property("pushed_destination") == os.path.join(
+        serving_dir, version
+    )
+
+
+def test_a_byte_identical_copy_of_the_released_model_is_already_released(tmp_path, serving_dir):
+    first = push(tmp_path, serving_dir, trained_model(tmp_path, "run-1"))
+    again = push(tmp_path, serving_dir, trained_model(tmp_path, "run-2"))
+    assert again.get_int_custom_property("already_released") == 1
+    assert again.get_string_custom_property("pushed_version") == first.get_string_custom_property(
+        "pushed_version"
+    )
+    assert len(release.list_releases(serving_dir)) == 1
+
+
+def test_a_newer_model_gets_a_higher_version_even_with_a_fake_clock_gone_back(
+    tmp_path, serving_dir, monkeypatch
+):
+    first = push(tmp_path, serving_dir, trained_model(tmp_path, "old", b"old"))
+    first_version = int(first.get_string_custom_property("pushed_version"))
+    monkeypatch.setattr(time, "time", lambda: 1_000.0)
+
+    second = push(tmp_path, serving_dir, trained_model(tmp_path, "new", b"new"))
+
+    second_version = int(second.get_string_custom_property("pushed_version"))
+    assert second_version > first_version
+    assert second.get_int_custom_property("pushed") == 1
+    assert release.newest_release(serving_dir).version == second_version
+    assert release.read_manifest(os.path.join(serving_dir, str(second_version)))["version"] == (
+        second_version
+    )
+
+
+def test_versions_are_unix_seconds_with_a_fake_clock(tmp_path, serving_dir, monkeypatch):
+    monkeypatch.setattr(time, "time", lambda: 1_700_000_000.7)
+    pushed = push(tmp_path, serving_dir, trained_model(tmp_path))
+    assert pushed.get_string_custom_property("pushed_version") == "1700000000"
+
+
+def test_version_skips_a_numbered_dir_that_is_not_a_release_with_a_fake_clock(
+    tmp_path, serving_dir, monkeypatch
+):
+    monkeypatch.setattr(time, "time", lambda: 500.0)
+    os.makedirs(os.path.join(serving_dir, "500", "variables"))  # half-written, no saved_model.pb
+    pushed = push(tmp_path, serving_dir, trained_model(tmp_path))
+    assert pushed.get_string_custom_property("pushed_version") == "501"
+    assert os.listdir(os.path.join(serving_dir, "500")) == ["variables"]
+
+
+def test_a_model_not_blessed_is_not_pushed(tmp_path, serving_dir):
+    pushed = push(tmp_path, serving_dir, trained_model(tmp_path), blessed=0)
+    assert not os.path.exists(serving_dir)
+    assert pushed.get_int_custom_property("pushed") == 0
+    assert pushed.get_string_custom_property("reason").startswith("not blessed")
+
+
+def test_a_fake_failing_copy_leaves_no_version_dir(tmp_path, serving_dir, monkeypatch):
+    def fake_failing_copy_file(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(io_utils, "copy_file", failing_copy_file)
+    monkeypatch.setattr(io_utils, "copy_file", fake_failing_copy_file)
     with pytest.raises(OSError, match="disk full"):
-        _push(tmp_path)
-    assert os.listdir(tmp_path / "serving") == [atomic_pusher.STAGING_DIR]
+        push(tmp_path, serving_dir, trained_model(tmp_path))
+    assert os.listdir(serving_dir) == [release.STAGING_DIR]
+    assert release.list_releases(serving_dir) == []
+
+
+def test_a_push_after_a_fake_failed_copy_releases_the_model(tmp_path, serving_dir, monkeypatch):
+    def fake_failing_copy_file(*args, **kwargs):
+        raise OSError("disk full")
+
+    model = trained_model(tmp_path)
+    with monkeypatch.context() as patch:
+        patch.setattr(io_utils, "copy_file", fake_failing_copy_file)
+        with pytest.raises(OSError, match="disk full"):
+            push(tmp_path, serving_dir, model)
+    pushed = push(tmp_path, serving_dir, model)
+    assert pushed.get_int_custom_property("pushed") == 1
+    (only,) = release.list_releases(serving_dir)
+    assert str(only.version) == pushed.get_string_custom_property("pushed_version")
+
+
+def test_the_manifest_records_the_baseline_release(tmp_path, serving_dir):
+    baseline = standard_artifacts.Model()
+    baseline.set_int_custom_property("has_release", 1)
+    baseline.set_string_custom_property("release_version", "5")
+    baseline.set_string_custom_property("model_fingerprint", "abc")
+    pushed = push(tmp_path, serving_dir, trained_model(tmp_path), baseline_model=baseline)
+    manifest = release.read_manifest(pushed.get_string_custom_property("pushed_destination"))
+    assert manifest["baseline"] == {"version": 5, "model_fingerprint": "abc"}
+
+
+def test_the_manifest_has_no_baseline_when_latest_release_found_none(tmp_path, serving_dir):
+    baseline = standard_artifacts.Model()
+    baseline.set_int_custom_property("has_release", 0)
+    pushed = push(tmp_path, serving_dir, trained_model(tmp_path), baseline_model=baseline)
+    manifest = release.read_manifest(pushed.get_string_custom_property("pushed_destination"))
+    assert manifest["baseline"] is None
+
+
+def test_fault_point_with_fake_kill_fires_after_the_version_is_whole(
+    tmp_path, serving_dir, monkeypatch
+):
+    seen = {}
+
+    def fake_kill(pid, sig):
+        seen["pid"], seen["signal"] = pid, sig
+        seen["releases"] = release.list_releases(serving_dir)
+
+    monkeypatch.setattr(faults.os, "kill", fake_kill)
+    monkeypatch.setenv(faults.FAULT_ENV, faults.RELEASE_AFTER_RENAME)
+    model = trained_model(tmp_path)
+    push(tmp_path, serving_dir, model)
+
+    assert seen["pid"] == os.getpid()
+    assert seen["signal"] == signal.SIGKILL
+    (whole,) = seen["releases"]
+    assert release.read_manifest(whole.path)["version"] == whole.version
+    assert release.model_fingerprint(whole.path) == release.model_fingerprint(
+        path_utils.serving_model_path(model.uri)
+    )
+
+
+def test_fault_point_with_fake_kill_does_not_fire_for_another_name(
+    tmp_path, serving_dir, monkeypatch
+):
+    kills = []
+    monkeypatch.setattr(faults.os, "kill", lambda pid, sig: kills.append(sig))
+    monkeypatch.setenv(faults.FAULT_ENV, "some-other-point")
+    push(tmp_path, serving_dir, trained_model(tmp_path))
+    assert kills == []
+
+
+def test_on_an_object_store_the_release_is_copied_with_saved_model_pb_last(tmp_path):
+    """ram:// is TensorFlow's in-memory filesystem: a non-local path like gs://."""
+    import tensorflow as tf
+
+    local = write_fake_saved_model(tmp_path / "model")
+    staged, final = "ram://serving/.staging/5-abc", "ram://serving/5"
+    release_pusher.stage_release(local, staged, {"version": 5})
+    copied = []
+    real_copy_file = io_utils.copy_file
+
+    def recording_copy_file(source, destination, *args, **kwargs):
+        copied.append(os.path.basename(destination))
+        return real_copy_file(source, destination, *args, **kwargs)
+
+    io_utils.copy_file = recording_copy_file
+    try:
+        release_pusher.move_into_place(staged, final)
+    finally:
+        io_utils.copy_file = real_copy_file
+    assert copied[-1] == "saved_model.pb"
+    assert not tf.io.gfile.exists(staged)
+    assert release.model_fingerprint(final) == release.model_fingerprint(local)
+    assert release.read_manifest(final) == {"version": 5}

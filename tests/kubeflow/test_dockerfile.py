@@ -126,7 +126,8 @@ def _copies() -> list[tuple[list[str], str]]:
     for instruction, arguments in _dockerfile_instructions():
         if instruction in ("COPY", "ADD"):
             words = shlex.split(arguments)
-            assert not any(word.startswith("--from") for word in words), "single-stage build"
+            if any(word.startswith("--from=") for word in words):
+                continue  # from another image (Beam's boot), not the build context
             words = [word for word in words if not word.startswith("--")]
             copies.append((words[:-1], words[-1]))
     return copies
@@ -238,3 +239,16 @@ def test_the_installed_package_carries_the_module_files(tmp_path):
         "pipeline/pipeline.py",
     ):
         assert module in names, module
+
+
+def test_beam_worker_boot_matches_the_locked_python_and_beam():
+    """The image doubles as Beam's SDK container: its boot program must come from
+    Beam's image for the lock's Beam version and Python 3.11."""
+    lock = (PROJECT_ROOT / "requirements" / "requirements.lock").read_text()
+    (beam_version,) = re.findall(r"^apache-beam==(\S+)$", lock, flags=re.MULTILINE)
+    instructions = _dockerfile_instructions()
+    assert (
+        "COPY",
+        f"--from=apache/beam_python3.11_sdk:{beam_version} /opt/apache/beam /opt/apache/beam",
+    ) in instructions
+    assert ("ENTRYPOINT", '["/opt/apache/beam/boot"]') in instructions

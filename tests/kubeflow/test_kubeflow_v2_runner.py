@@ -39,33 +39,48 @@ def _local_edges(tmp_path) -> set[tuple[str, str]]:
     }
 
 
-def test_every_component_is_a_task(compiled_file):
-    tasks = set(_spec(compiled_file).root.dag.tasks)
-    components = set(expected.COMPONENTS)
-    assert components <= tasks
-    # KFP splits TFX's latest-blessed-model resolver into two query tasks.
-    assert {t for t in tasks - components} == {
-        "latest_blessed_model_resolver-model-resolver",
-        "latest_blessed_model_resolver-model-blessing-resolver",
-    }
+def test_every_component_is_a_container_task_and_nothing_else(compiled_file):
+    spec = _spec(compiled_file)
+    assert set(spec.root.dag.tasks) == expected.COMPONENTS
+    executors = spec.deployment_spec.fields["executors"].struct_value.fields
+    kinds = {label: set(executor.struct_value.fields) for label, executor in executors.items()}
+    assert all(kind == {"container"} for kind in kinds.values()), kinds
+    assert "resolver" not in compiled_file.read_text()
+
+
+def test_spec_is_schema_2_1(compiled_file):
+    spec = _spec(compiled_file)
+    assert spec.schema_version == "2.1.0"
+    trainer = spec.components["Trainer"].input_definitions.parameters["custom_config"]
+    assert trainer.parameter_type == pipeline_spec_pb2.ParameterType.STRING
+
+
+def test_only_latest_release_is_never_cached(compiled_file):
+    tasks = _spec(compiled_file).root.dag.tasks
+    uncached = {name for name, task in tasks.items() if not task.caching_options.enable_cache}
+    assert uncached == {"LatestRelease"}
 
 
 def test_dag_edges_match_the_local_pipeline(compiled_file, tmp_path):
     spec = _spec(compiled_file)
-    # KFP names the resolver's two query tasks "<resolver id>-model-resolver" etc.
     compiled = {
-        (upstream.split("-")[0], name)
+        (upstream, name)
         for name, task in spec.root.dag.tasks.items()
         for upstream in task.dependent_tasks
     }
-    local = {
-        edge
-        for edge in _local_edges(tmp_path)
-        # Locally the baseline resolver also waits for the Trainer (it excludes
-        # the candidate); KFP's built-in resolver needs no such input.
-        if edge != ("Trainer", "latest_blessed_model_resolver")
-    }
-    assert compiled == local
+    assert compiled == _local_edges(tmp_path)
+
+
+def test_image_project_dir_and_slice_flags_reach_the_spec(tmp_path, v2_runner, compile_args):
+    path = tmp_path / "slice.json"
+    flags = ["--image-project-dir=/srv/project", "--train-limit=2500", "--eval-holdout=500"]
+    flags.append("--epochs=3")
+    assert v2_runner.main([f"--output-file={path}", *compile_args, *flags]) == 0
+    text = path.read_text()
+    assert "/srv/project/schemas/schema.pbtxt" in text
+    assert "/srv/project/data/mnist" in text
+    assert '\\"max_epochs\\": 3' in text
+    assert '"train_limit"' in text and "2500" in text
 
 
 def test_image_threshold_and_beam_args_are_as_given(compiled_file):
@@ -95,12 +110,19 @@ def test_compiling_twice_gives_the_same_file(compiled_file, tmp_path, v2_runner,
     assert again.read_text() == compiled_file.read_text()
 
 
-def test_yaml_extension_writes_the_same_pipeline_as_yaml(
+def test_yaml_form_is_the_bare_spec_that_kfp_loads(
     tmp_path, v2_runner, compile_args, compiled_file
 ):
     import yaml
+    from kfp import components
 
     path = tmp_path / "mnist_pipeline.yaml"
     v2_runner.main([f"--output-file={path}", *compile_args])
-    assert yaml.safe_load(path.read_text()) == json.loads(compiled_file.read_text())
+    job = json.loads(compiled_file.read_text())
+    spec = yaml.safe_load(path.read_text())
+    assert spec.pop("defaultPipelineRoot") == job["runtimeConfig"]["gcsOutputDirectory"]
+    assert spec == job["pipelineSpec"]
     assert not (tmp_path / "mnist_pipeline.yaml.json").exists()
+    loaded = components.load_component_from_file(str(path))
+    assert loaded.name == "mnist"
+    assert set(loaded.pipeline_spec.root.dag.tasks) == expected.COMPONENTS

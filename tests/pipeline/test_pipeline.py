@@ -24,7 +24,7 @@ def _pipeline(tmp_path, extra_examples_dir=None, **config_overrides):
 def test_pipeline_has_the_components_in_dependency_order(tmp_path):
     pipeline = _pipeline(tmp_path)
     ids = [component.id for component in pipeline.components]
-    assert set(ids) == expected.COMPONENTS | {expected.RESOLVER}
+    assert set(ids) == expected.COMPONENTS
     assert ids.index("Trainer") < ids.index("Evaluator") < ids.index("Pusher")
     assert ids.index("AnomalyGate") < ids.index("Transform")
     assert not (tmp_path / "root").exists(), "create_pipeline must not write anything"
@@ -32,17 +32,27 @@ def test_pipeline_has_the_components_in_dependency_order(tmp_path):
 
 def test_pusher_only_releases_what_the_evaluator_blessed(tmp_path):
     components = {c.id: c for c in _pipeline(tmp_path).components}
-    pusher_inputs = components["Pusher"].inputs
-    assert pusher_inputs["model_blessing"].producer_component_id == "Evaluator"
-    assert pusher_inputs["model"].producer_component_id == "Trainer"
+    pusher = components["Pusher"]
+    assert pusher.inputs["model_blessing"].producer_component_id == "Evaluator"
+    assert pusher.inputs["model"].producer_component_id == "Trainer"
+    # What the release manifest records: metrics, baseline, data.
+    assert pusher.inputs["evaluation"].producer_component_id == "Evaluator"
+    assert pusher.inputs["baseline_model"].producer_component_id == "LatestRelease"
+    assert pusher.inputs["examples"].producer_component_id == "MnistExampleGen"
+    assert pusher.exec_properties["serving_model_dir"] == str(tmp_path / "serving")
+
+
+def test_baseline_is_the_latest_release_other_than_the_candidate(tmp_path):
+    components = {c.id: c for c in _pipeline(tmp_path).components}
+    latest_release = components["LatestRelease"]
+    assert latest_release.inputs["model"].producer_component_id == "Trainer"
+    assert latest_release.exec_properties["serving_model_dir"] == str(tmp_path / "serving")
 
 
 def test_evaluator_is_gated_on_threshold_and_baseline(tmp_path):
     components = {c.id: c for c in _pipeline(tmp_path, accuracy_threshold=0.98).components}
     evaluator = components["Evaluator"]
-    assert (
-        evaluator.inputs["baseline_model"].producer_component_id == "latest_blessed_model_resolver"
-    )
+    assert evaluator.inputs["baseline_model"].producer_component_id == "LatestRelease"
     assert evaluator.exec_properties["example_splits"] == '["test"]'
     assert "0.98" in evaluator.exec_properties["eval_config"]
 
