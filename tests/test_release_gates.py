@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 import local_runner
-from components import example_export, tfds_mnist
+from components import example_export, release, tfds_mnist
 from pipeline import lineage, run_summary
 
 
@@ -170,7 +170,7 @@ def test_new_data_trains_a_candidate_compared_with_the_release(
     new_digits = example_export.load_tfds_split(builder, "train[3000:3200]")
     example_export.write_tfrecords(example_export.encode_examples(new_digits), str(tmp_path))
     store = run_summary.connect(released.metadata_path)
-    released_model = lineage.trace_release(store, lineage.find_release(store))[2]
+    (first_release,) = release.list_releases(released.serving_model_dir)
 
     run_small_pipeline(released.output_dir, f"--extra-examples={tmp_path}")
 
@@ -180,8 +180,12 @@ def test_new_data_trains_a_candidate_compared_with_the_release(
     assert counts["extra_in_train"] == 200 and counts["train"] == 2700
     evaluator = summary.component("Evaluator")
     assert evaluator.state == "executed"
-    baseline = lineage.Lineage(store).inputs(_evaluator_execution_id(store))["baseline_model"]
-    assert [a.id for a in baseline] == [released_model.artifact_id]
+    (baseline,) = lineage.Lineage(store).inputs(_evaluator_execution_id(store))["baseline_model"]
+    properties = baseline.custom_properties
+    assert properties["has_release"].int_value == 1
+    assert properties["release_version"].string_value == str(first_release.version)
+    fingerprint = release.model_fingerprint(first_release.path)
+    assert properties["model_fingerprint"].string_value == fingerprint
 
 
 def _evaluator_execution_id(store) -> int:
