@@ -28,15 +28,14 @@ caching off for this one task instead (KFP runs no custom drivers).
 from typing import Any
 
 from tfx import types
-from tfx.dsl.components.base import base_component, base_driver, base_executor, executor_spec
-from tfx.orchestration import data_types_utils
+from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.orchestration.portable import data_types
-from tfx.proto.orchestration import driver_output_pb2
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import io_utils, path_utils
 
 from components import release
+from components.source_fingerprint import FingerprintDriver
 
 SERVING_MODEL_DIR_KEY = "serving_model_dir"
 CANDIDATE_KEY = "model"
@@ -88,20 +87,18 @@ class LatestReleaseSpec(ComponentSpec):
     OUTPUTS = {BASELINE_MODEL_KEY: ChannelParameter(type=standard_artifacts.Model)}
 
 
-class LatestReleaseDriver(base_driver.BaseDriver):
-    """Adds the serving directory's state to the exec properties (the cache key)."""
+class LatestReleaseDriver(FingerprintDriver):
+    """Adds the baseline release's state (and the code's fingerprint) to the cache key."""
 
-    def run(self, execution_info: data_types.ExecutionInfo) -> driver_output_pb2.DriverOutput:
-        result = driver_output_pb2.DriverOutput()
-        for key, value in execution_info.exec_properties.items():
-            if value is not None:
-                data_types_utils.set_metadata_value(result.exec_properties[key], value)
-        state = release_state(
+    def fingerprints(
+        self, component_class: type, execution_info: data_types.ExecutionInfo
+    ) -> dict[str, Any]:
+        found = super().fingerprints(component_class, execution_info)
+        found[RELEASE_STATE_KEY] = release_state(
             execution_info.exec_properties[SERVING_MODEL_DIR_KEY],
             _candidate_dir(execution_info.input_dict),
         )
-        result.exec_properties[RELEASE_STATE_KEY].string_value = state
-        return result
+        return found
 
 
 class LatestReleaseExecutor(base_executor.BaseExecutor):
@@ -132,6 +129,7 @@ class LatestRelease(base_component.BaseComponent):
     SPEC_CLASS = LatestReleaseSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(LatestReleaseExecutor)
     DRIVER_CLASS = LatestReleaseDriver
+    SOURCE_MODULES = (__name__,)
 
     def __init__(self, model: types.BaseChannel, serving_model_dir: str):
         super().__init__(

@@ -16,6 +16,7 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils, standard_artifacts
 
 from components import example_export, tfds_mnist
+from components.source_fingerprint import FingerprintDriver
 
 SPLIT_TRAIN = "train"
 SPLIT_EVAL = "eval"
@@ -32,6 +33,7 @@ def MnistExampleGen(  # noqa: N802 (TFX components are named like classes)
     split_seed: Parameter[int] = 0,
     train_limit: Parameter[int] = 0,
     test_limit: Parameter[int] = 0,
+    allow_download: Parameter[int] = 0,
     extra_examples: InputArtifact[standard_artifacts.Examples] = None,
 ) -> None:
     """Exports MNIST from TFDS as the pipeline's `Examples` artifact.
@@ -39,8 +41,8 @@ def MnistExampleGen(  # noqa: N802 (TFX components are named like classes)
     Args:
       examples: Output; GZIP TFRecords of tf.Example under Split-train/,
         Split-eval/ and Split-test/.
-      mnist_dir: Folder with the four original archives (TFDS manual dir); when
-        it lacks them, TFDS downloads.
+      mnist_dir: Folder with the four original archives (TFDS manual dir),
+        checked against TFDS's checksums on every run.
       tfds_data_dir: Where TFDS keeps its prepared data ("" = TFDS default).
       eval_holdout_size: Examples held out of TFDS train as the `eval` split,
         used for early stopping.
@@ -48,12 +50,15 @@ def MnistExampleGen(  # noqa: N802 (TFX components are named like classes)
       train_limit: Use only the first N TFDS train examples (0 = all); for
         small test runs.
       test_limit: Use only the first N TFDS test examples (0 = all).
+      allow_download: 1: without the archives, TFDS downloads MNIST (else an
+        error).
       extra_examples: Optional newly labelled digits (ImportExampleGen's
         output, all its splits) added to the `train` split as they are: bad
         records surface in StatisticsGen/ExampleValidator and stop the run.
     """
     started = time.monotonic()
-    builder = tfds_mnist.prepare_mnist(mnist_dir, tfds_data_dir)
+    builder = tfds_mnist.prepare_mnist(mnist_dir, tfds_data_dir, bool(allow_download))
+    local_archives = tfds_mnist.has_all_archives(mnist_dir)
     train_all = example_export.load_tfds_split(builder, "train", train_limit)
     train_indices, eval_indices = example_export.holdout_split(
         len(train_all), eval_holdout_size, split_seed
@@ -86,12 +91,25 @@ def MnistExampleGen(  # noqa: N802 (TFX components are named like classes)
     )
     examples.set_string_custom_property("tfds_name", builder.info.name)
     examples.set_string_custom_property("tfds_version", str(builder.info.version))
+    # The sums of the files read (verified equal to TFDS's registered ones).
+    sums = tfds_mnist.archive_sha256(mnist_dir) if local_archives else {}
+    examples.set_string_custom_property("archive_sha256", json.dumps(sums, sort_keys=True))
     examples.set_string_custom_property(
-        "archive_sha256", json.dumps(tfds_mnist.registered_checksums(), sort_keys=True)
-    )
-    examples.set_string_custom_property(
-        "archive_source",
-        os.path.abspath(mnist_dir) if tfds_mnist.has_all_archives(mnist_dir) else "download",
+        "archive_source", os.path.abspath(mnist_dir) if local_archives else "download"
     )
     examples.set_string_custom_property("split_counts", json.dumps(counts))
     logging.info("MnistExampleGen wrote %s examples in %.1f s", counts, time.monotonic() - started)
+
+
+def _archive_fingerprints(exec_properties: dict) -> dict[str, str]:
+    """The archives' SHA-256, read before the cache look-up (see source_fingerprint)."""
+    mnist_dir = exec_properties.get("mnist_dir", "")
+    if not tfds_mnist.has_all_archives(mnist_dir):
+        return {"archive_sha256": "no local archives"}
+    return {"archive_sha256": json.dumps(tfds_mnist.archive_sha256(mnist_dir), sort_keys=True)}
+
+
+# Cache key: the code below and the archives' content, not only their folder's name.
+MnistExampleGen.DRIVER_CLASS = FingerprintDriver
+MnistExampleGen.SOURCE_MODULES = (__name__,)
+MnistExampleGen.content_fingerprints = staticmethod(_archive_fingerprints)

@@ -22,6 +22,9 @@ import tensorflow as tf
 MANIFEST_DIR = "assets.extra"
 MANIFEST_FILE = "release.json"
 STAGING_DIR = ".staging"
+RUN_STARTED_ENV = "MNIST_PIPELINE_RUN_STARTED"
+"""Set by a runner that holds the output directory's lock: when it started
+(Unix seconds). Staged pushes older than that belong to runs that are gone."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.types import standard_component_specs
 
 from components.latest_release import has_release
+from components.source_fingerprint import FingerprintDriver
 
 
 class ReleaseEvaluatorExecutor(evaluator_executor.Executor):
@@ -38,3 +39,5 @@ class ReleaseEvaluator(evaluator_component.Evaluator):
     """TFX's Evaluator with ReleaseEvaluatorExecutor (same inputs, outputs, config)."""
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(ReleaseEvaluatorExecutor)
+    DRIVER_CLASS = FingerprintDriver
+    SOURCE_MODULES = (__name__,)

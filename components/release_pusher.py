@@ -22,6 +22,7 @@ Versions are Unix seconds, bumped past the newest existing version.
 
 import datetime
 import json
+import logging
 import os
 import time
 import uuid
@@ -37,6 +38,7 @@ from tfx.utils import io_utils
 
 from components import evaluation_results, faults, release
 from components.latest_release import has_release
+from components.source_fingerprint import FingerprintDriver
 
 SERVING_MODEL_DIR_KEY = "serving_model_dir"
 EVALUATION_KEY = "evaluation"
@@ -148,6 +150,7 @@ def stage_release(model_dir: str, staging_dir: str, manifest: dict[str, Any]) ->
     """Copies the model (saved_model.pb last, as TFX does) and its manifest."""
     io_utils.copy_dir(model_dir, staging_dir, deny_regex_patterns=[r"saved_model\.pb"])
     release.write_manifest(staging_dir, manifest)
+    faults.pause(faults.RELEASE_MID_COPY)
     io_utils.copy_file(
         os.path.join(model_dir, "saved_model.pb"), os.path.join(staging_dir, "saved_model.pb")
     )
@@ -171,6 +174,27 @@ def move_into_place(staged: str, final: str) -> None:
         os.path.join(staged, "saved_model.pb"), os.path.join(final, "saved_model.pb")
     )
     tf.io.gfile.rmtree(staged)
+
+
+def remove_stale_staging(staging_root: str) -> list[str]:
+    """Removes staged pushes of runs that are gone; returns what was removed.
+
+    Only with a runner's lock held (RUN_STARTED_ENV set): a staged push older
+    than the lock holder's start belongs to a killed run, since no other run
+    can use this output directory meanwhile. Without the lock (Kubeflow)
+    nothing is removed: another run may be pushing right now.
+    """
+    started = os.environ.get(release.RUN_STARTED_ENV)
+    if not started or not tf.io.gfile.isdir(staging_root):
+        return []
+    removed = []
+    for name in tf.io.gfile.listdir(staging_root):
+        path = os.path.join(staging_root, name.rstrip("/"))
+        if tf.io.gfile.stat(path).mtime_nsec / 1e9 < float(started):
+            tf.io.gfile.rmtree(path)
+            removed.append(path)
+    _remove_if_empty(staging_root)
+    return removed
 
 
 def _remove_if_empty(staging_root: str) -> None:
@@ -201,6 +225,8 @@ class ReleasePusherExecutor(pusher_executor.Executor):
         pushed_model.set_string_custom_property("model_fingerprint", fingerprint)
 
         staging_root = os.path.join(serving_model_dir, release.STAGING_DIR)
+        for stale in remove_stale_staging(staging_root):
+            logging.info("Removed the staged push of a run that is gone: %s", stale)
         newest = release.newest_release(serving_model_dir)
         if newest is not None and release.model_fingerprint(newest.path) == fingerprint:
             _remove_if_empty(staging_root)  # e.g. left by a push killed after its rename
@@ -227,6 +253,8 @@ class ReleasePusher(base_component.BaseComponent):
 
     SPEC_CLASS = ReleasePusherSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(ReleasePusherExecutor)
+    DRIVER_CLASS = FingerprintDriver
+    SOURCE_MODULES = (__name__,)
 
     def __init__(
         self,

@@ -23,6 +23,8 @@ import ast
 import hashlib
 import importlib.util
 import os
+import sys
+import zipfile
 from collections.abc import Iterable
 from typing import Any
 
@@ -103,6 +105,56 @@ def files_sha256(paths: Iterable[str], root: str | None = None) -> str:
     return digest.hexdigest()
 
 
+def _imports_of_source(text: bytes, filename: str) -> set[str]:
+    """Project modules imported by one source file (absolute imports only)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(text, filename=filename)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in found if name.split(".")[0] in PROJECT_PACKAGES}
+
+
+def _module_name_of_file(path: str) -> str | None:
+    path = os.path.abspath(path)
+    for entry in sys.path:
+        entry = os.path.abspath(entry or os.curdir)
+        if path.startswith(entry + os.sep) and path.endswith(".py"):
+            return os.path.relpath(path, entry)[: -len(".py")].replace(os.sep, ".")
+    return None
+
+
+def user_code_modules(exec_properties: dict[str, Any]) -> set[str]:
+    """Project modules behind a Transform's or Trainer's user code.
+
+    TFX hashes the module file's directory into the user-code wheel, but not
+    the project modules that code imports (e.g. `pipeline.features`).
+    Handles a module file path, a packaged `module_path` ("name@wheel") and
+    dotted `preprocessing_fn` / `run_fn` paths.
+    """
+    modules: set[str] = set()
+    for key in ("preprocessing_fn", "run_fn"):
+        if exec_properties.get(key):
+            modules.add(str(exec_properties[key]).rpartition(".")[0])
+    module_file = exec_properties.get("module_file")
+    if module_file and os.path.isfile(module_file):
+        name = _module_name_of_file(module_file)
+        if name:
+            modules.add(name)
+        with open(module_file, "rb") as source:
+            modules |= _imports_of_source(source.read(), module_file)
+    module_path = str(exec_properties.get("module_path") or "")
+    wheel = module_path.partition("@")[2]
+    if wheel.endswith(".whl") and os.path.isfile(wheel):
+        with zipfile.ZipFile(wheel) as archive:
+            for member in archive.namelist():
+                if member.endswith(".py"):
+                    modules |= _imports_of_source(archive.read(member), member)
+    return modules
+
+
 def source_sha256(module_names: Iterable[str]) -> str:
     """The fingerprint of the project code that `module_names` run."""
     files = module_closure(module_names)
@@ -129,7 +181,9 @@ class FingerprintDriver(base_driver.BaseDriver):
         self, component_class: type, execution_info: data_types.ExecutionInfo
     ) -> dict[str, Any]:
         """{exec property: value} to add; subclasses may add more."""
-        found = {SOURCE_SHA256_KEY: source_sha256(getattr(component_class, "SOURCE_MODULES", ()))}
+        modules = set(getattr(component_class, "SOURCE_MODULES", ()))
+        modules |= user_code_modules(execution_info.exec_properties)
+        found = {SOURCE_SHA256_KEY: source_sha256(modules)}
         content = getattr(component_class, "content_fingerprints", None)
         if content is not None:
             found.update(content(execution_info.exec_properties))

@@ -64,6 +64,8 @@ class DataConfig:
     train_limit: int = 0
     """Use only the first N TFDS train examples; 0 = all (tests use a slice)."""
     test_limit: int = 0
+    allow_download: bool = False
+    """Without the archives, let TFDS download MNIST (only with --download)."""
 
 
 # Beam DirectRunner, in-memory, one worker: on this 2-core machine the

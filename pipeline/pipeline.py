@@ -6,18 +6,13 @@ Kubeflow runner build the very same pipeline.
 """
 
 import tensorflow_model_analysis as tfma
-from tfx.components import (
-    ExampleValidator,
-    ImportExampleGen,
-    StatisticsGen,
-    Trainer,
-    Transform,
-)
-from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.components import ExampleValidator, ImportExampleGen, StatisticsGen
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import example_gen_pb2, trainer_pb2, transform_pb2
 
 from components.anomaly_gate import AnomalyGate
+from components.code_keyed import CodeKeyedTrainer, CodeKeyedTransform
+from components.curated_schema_gen import CuratedSchemaGen
 from components.latest_release import LatestRelease
 from components.mnist_example_gen import SPLIT_EVAL, SPLIT_TEST, SPLIT_TRAIN, MnistExampleGen
 from components.release_evaluator import ReleaseEvaluator
@@ -137,13 +132,15 @@ def create_pipeline(
         split_seed=config.data.split_seed,
         train_limit=config.data.train_limit,
         test_limit=config.data.test_limit,
+        allow_download=int(config.data.allow_download),
     )
 
     # Computes per-split statistics: the input to validation and a record of the data.
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
 
-    # Imports the curated, checked-in schema instead of inferring one from the data.
-    schema_gen = ImportSchemaGen(schema_file=schema_file)
+    # Imports the curated, checked-in schema instead of inferring one from the data
+    # (keyed on its content: an edited schema is imported again).
+    schema_gen = CuratedSchemaGen(schema_file=schema_file).with_id("ImportSchemaGen")
 
     # Checks the statistics against the curated schema and records any anomalies.
     example_validator = ExampleValidator(
@@ -154,7 +151,7 @@ def create_pipeline(
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
 
     # Scales pixels to [0, 1] in a graph that training and serving both use.
-    transform = Transform(
+    transform = CodeKeyedTransform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         module_file=user_code.transform_module_file,
@@ -165,11 +162,11 @@ def create_pipeline(
         # StatisticsGen already describes the data; Transform's own statistics
         # passes would only cost time.
         disable_statistics=True,
-    )
+    ).with_id("Transform")
     transform.add_upstream_node(anomaly_gate)
 
     # Trains the dense Keras model, early-stopping on the eval split.
-    trainer = Trainer(
+    trainer = CodeKeyedTrainer(
         module_file=user_code.trainer_module_file,
         run_fn=user_code.run_fn,
         examples=transform.outputs["transformed_examples"],
@@ -178,7 +175,7 @@ def create_pipeline(
         train_args=trainer_pb2.TrainArgs(splits=[SPLIT_TRAIN]),
         eval_args=trainer_pb2.EvalArgs(splits=[SPLIT_EVAL]),
         custom_config=config.trainer.to_custom_config(),
-    )
+    ).with_id("Trainer")
 
     # Reads the newest release other than this candidate from the serving
     # directory: the baseline a new model may not fall below (none at first).

@@ -11,27 +11,66 @@ import dataclasses
 
 from pipeline import config as pipeline_config
 
+MNIST_TRAIN_EXAMPLES = 60_000
+"""TFDS MNIST's train split: the hold-out is cut from it."""
+
+
+def _at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(
+            f"must be a fraction in (0, 1], got {value} (e.g. 0.97 for 97%)"
+        )
+    return value
+
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
-    """Adds --accuracy-threshold, --epochs, --train-limit, --test-limit, --eval-holdout."""
+    """Adds --accuracy-threshold, --epochs, --train-limit, --test-limit, --eval-holdout.
+
+    Each is checked by the parser, so a nonsensical value is a one-line
+    error before anything runs.
+    """
     defaults = pipeline_config.PipelineConfig()
-    parser.add_argument("--accuracy-threshold", type=float, default=defaults.accuracy_threshold)
+    parser.add_argument(
+        "--accuracy-threshold",
+        type=_fraction,
+        default=defaults.accuracy_threshold,
+        help="lowest test accuracy that may be released, in (0, 1]",
+    )
     parser.add_argument(
         "--epochs",
-        type=int,
+        type=_at_least(1),
         default=defaults.trainer.max_epochs,
         help="maximum epochs; early stopping usually ends sooner",
     )
     parser.add_argument(
         "--train-limit",
-        type=int,
+        type=_at_least(0),
         default=0,
         help="use only the first N TFDS train examples (quick trial runs); 0 = all",
     )
-    parser.add_argument("--test-limit", type=int, default=0, help="likewise for test; 0 = all")
+    parser.add_argument(
+        "--test-limit", type=_at_least(0), default=0, help="likewise for test; 0 = all"
+    )
     parser.add_argument(
         "--eval-holdout",
-        type=int,
+        type=_at_least(1),
         default=defaults.data.eval_holdout_size,
         help="train examples held out as the eval split for early stopping",
     )
@@ -39,10 +78,11 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 
 def check_run_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Rejects flag combinations that could only fail later, after TFDS has run."""
-    if args.train_limit and args.eval_holdout >= args.train_limit:
+    train_examples = args.train_limit or MNIST_TRAIN_EXAMPLES
+    if args.eval_holdout >= train_examples:
         parser.error(
-            f"--eval-holdout ({args.eval_holdout}) must be smaller than --train-limit "
-            f"({args.train_limit}): the hold-out is taken from the training examples"
+            f"--eval-holdout ({args.eval_holdout}) must be smaller than the training examples "
+            f"({train_examples}): the hold-out is taken from them"
         )
 
 

@@ -15,10 +15,9 @@ import json
 import os
 from collections.abc import Iterator
 
+from components.release import RUN_STARTED_ENV
+
 LOCK_FILE = ".lock"
-LOCK_STARTED_ENV = "MNIST_PIPELINE_RUN_STARTED"
-"""Set while a run holds the lock: when it started (Unix seconds). Staging
-directories older than this belong to runs that are gone (components/release_pusher.py)."""
 
 
 class OutputDirBusyError(RuntimeError):
@@ -57,10 +56,10 @@ def hold(output_dir: str) -> Iterator[None]:
         handle.truncate()
         json.dump({"pid": os.getpid(), "started": started.isoformat(timespec="seconds")}, handle)
         handle.flush()
-        os.environ[LOCK_STARTED_ENV] = str(started.timestamp())
+        os.environ[RUN_STARTED_ENV] = str(started.timestamp())
         try:
             yield
         finally:
-            os.environ.pop(LOCK_STARTED_ENV, None)
+            os.environ.pop(RUN_STARTED_ENV, None)
     finally:
         handle.close()

@@ -6,6 +6,7 @@ import shutil
 import pytest
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.orchestration.portable import data_types
+from tfx.proto.orchestration import pipeline_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
@@ -134,10 +135,13 @@ def test_executor_without_a_release_marks_the_model_empty(tmp_path):
 
 
 def run_driver(serving_dir, model, **exec_properties):
+    node = pipeline_pb2.PipelineNode()
+    node.node_info.type.name = "components.latest_release.LatestRelease"
     execution_info = data_types.ExecutionInfo(
         input_dict={"model": [model]},
         exec_properties={"serving_model_dir": serving_dir, **exec_properties},
         pipeline_run_id="run-1",
+        pipeline_node=node,
     )
     return latest_release.LatestReleaseDriver(metadata_handle=None).run(execution_info)
 
