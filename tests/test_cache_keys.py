@@ -1,0 +1,140 @@
+"""Cache keys that see content: edits rerun what they affect, and only that.
+
+The project is copied to a temp dir once and run from there; each test edits a
+file *in that copy* and reruns from the same copy on the same output dir, so
+only content changes, never a path (a copy at a new path would change the
+keys through its paths alone and prove nothing). Every test restores what it
+edited, so each passes alone and in any order.
+"""
+
+import contextlib
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from pipeline import run_summary
+from tests import expected
+from tests.conftest import PROJECT_ROOT, SMALL_RUN_FLAGS
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, mnist_dir):
+    """A copy of the project (code, schema, archives) and a first, good run from it."""
+    root = tmp_path_factory.mktemp("project_copy")
+    for name in ("components", "pipeline", "schemas"):
+        shutil.copytree(
+            PROJECT_ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    shutil.copy(PROJECT_ROOT / "local_runner.py", root)
+    shutil.copytree(mnist_dir, root / "archives")
+    output_dir = tmp_path_factory.mktemp("cache_keys_output")
+    return root, output_dir
+
+
+def _run(project, tfds_data_dir) -> subprocess.CompletedProcess:
+    root, output_dir = project
+    command = [
+        sys.executable,
+        "local_runner.py",
+        f"--output-dir={output_dir}",
+        f"--tfds-data-dir={tfds_data_dir}",
+        f"--mnist-dir={root / 'archives'}",
+        *SMALL_RUN_FLAGS,
+    ]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=False)
+
+
+def _states(project) -> dict[str, str]:
+    _, output_dir = project
+    summary = run_summary.latest_run_summary(str(output_dir / "metadata.db"), "mnist")
+    return {c.node_id: c.state for c in summary.components}
+
+
+@pytest.fixture(scope="module")
+def good_run(project, tfds_data_dir):
+    first = _run(project, tfds_data_dir)
+    assert first.returncode == 0, first.stderr[-3000:]
+    return project
+
+
+@contextlib.contextmanager
+def _edited(path: pathlib.Path, new_text: str):
+    original = path.read_bytes()
+    path.write_text(new_text)
+    try:
+        yield
+    finally:
+        path.write_bytes(original)
+
+
+def test_the_copy_runs_its_own_code(good_run):
+    root, output_dir = good_run
+    store = run_summary.connect(str(output_dir / "metadata.db"))
+    (transform,) = [e for e in store.get_executions() if "module_path" in e.custom_properties][:1]
+    assert str(output_dir) in transform.custom_properties["module_path"].string_value
+    assert str(root) in store.get_executions()[0].custom_properties["schema_file"].string_value
+
+
+def test_nothing_changed_is_fully_cached(good_run, tfds_data_dir):
+    result = _run(good_run, tfds_data_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert set(_states(good_run).values()) == {"cached"}
+
+
+def test_an_edited_component_reruns_alone(good_run, tfds_data_dir):
+    root, _ = good_run
+    gate = root / "components" / "anomaly_gate.py"
+    with _edited(gate, gate.read_text() + "\n# An edit that changes no behaviour.\n"):
+        result = _run(good_run, tfds_data_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    states = _states(good_run)
+    assert states["AnomalyGate"] == "executed"
+    assert {node for node, state in states.items() if state != "cached"} == {"AnomalyGate"}
+    assert set(states) == expected.COMPONENTS
+
+
+def test_an_edited_shared_module_reruns_what_imports_it(good_run, tfds_data_dir):
+    root, _ = good_run
+    features = root / "pipeline" / "features.py"
+    with _edited(features, features.read_text() + "\n# An edit that changes no behaviour.\n"):
+        result = _run(good_run, tfds_data_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    states = _states(good_run)
+    # MnistExampleGen imports pipeline.features; all that follows reads its new examples.
+    assert {node for node, state in states.items() if state == "cached"} == {"ImportSchemaGen"}
+
+
+def test_a_tightened_schema_stops_the_rerun_at_the_anomaly_gate(good_run, tfds_data_dir):
+    root, _ = good_run
+    schema = root / "schemas" / "schema.pbtxt"
+    text = schema.read_text()
+    assert "max: 9" in text
+    with _edited(schema, text.replace("max: 9", "max: 8")):
+        result = _run(good_run, tfds_data_dir)
+    assert result.returncode == 1
+    assert "[train] label: INT_TYPE_BIG_INT" in result.stderr
+    states = _states(good_run)
+    assert states["ImportSchemaGen"] == "executed" and states["AnomalyGate"] == "failed"
+    assert "Transform" not in states
+
+
+def test_a_replaced_archive_fails_the_rerun_naming_it(good_run, tfds_data_dir):
+    root, _ = good_run
+    archive = root / "archives" / "t10k-labels-idx1-ubyte.gz"
+    original = archive.read_bytes()
+    data = bytearray(original)
+    data[200:205] = b"xxxxx"
+    archive.write_bytes(bytes(data))
+    try:
+        result = _run(good_run, tfds_data_dir)
+    finally:
+        archive.write_bytes(original)
+    assert result.returncode == 1
+    assert f"MNIST archive {archive} has SHA-256" in result.stderr
+    assert "sha256sum -c SHA256SUMS" in result.stderr
+    assert _states(good_run)["MnistExampleGen"] == "failed"
