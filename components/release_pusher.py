@@ -34,7 +34,7 @@ from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
-from tfx.utils import io_utils
+from tfx.utils import io_utils, path_utils
 
 from components import evaluation_results, faults, release
 from components.latest_release import has_release
@@ -44,6 +44,9 @@ SERVING_MODEL_DIR_KEY = "serving_model_dir"
 EVALUATION_KEY = "evaluation"
 EXAMPLES_KEY = "examples"
 BASELINE_MODEL_KEY = "baseline_model"
+TFLITE_BLESSING_KEY = "tflite_blessing"
+TFLITE_EVALUATION_KEY = "tflite_evaluation"
+_TFLITE_FILES = ("model.tflite", "model_dynamic_range.tflite")
 
 
 class ReleasePusherSpec(ComponentSpec):
@@ -59,6 +62,10 @@ class ReleasePusherSpec(ComponentSpec):
             type=standard_artifacts.InfraBlessing, optional=True
         ),
         EVALUATION_KEY: ChannelParameter(type=standard_artifacts.ModelEvaluation, optional=True),
+        TFLITE_BLESSING_KEY: ChannelParameter(type=standard_artifacts.ModelBlessing, optional=True),
+        TFLITE_EVALUATION_KEY: ChannelParameter(
+            type=standard_artifacts.ModelEvaluation, optional=True
+        ),
         EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples, optional=True),
         BASELINE_MODEL_KEY: ChannelParameter(type=standard_artifacts.Model, optional=True),
     }
@@ -118,6 +125,20 @@ def build_manifest(
             "version": int(baseline.get_string_custom_property("release_version")),
             "model_fingerprint": baseline.get_string_custom_property("model_fingerprint"),
         }
+    tflite_evaluation = _single(input_dict, TFLITE_EVALUATION_KEY)
+    if tflite_evaluation is not None:
+        manifest["tflite"] = {
+            "test_accuracy": evaluation_results.overall_accuracy(tflite_evaluation.uri),
+            "bytes": _tflite_sizes(input_dict),
+        }
+    infra_blessing = _single(input_dict, standard_component_specs.INFRA_BLESSING_KEY)
+    if infra_blessing is not None:
+        manifest["serving_check"] = {
+            name: value
+            for name, value in sorted(infra_blessing.mlmd_artifact.custom_properties.items())
+            if name.startswith(("latency_", "canary_"))
+            for value in [value.double_value]
+        }
     if examples is not None:
         manifest["data"] = {
             "archive_sha256": _property(examples, "archive_sha256", parse_json=True),
@@ -129,10 +150,33 @@ def build_manifest(
     return manifest
 
 
+def _tflite_sizes(input_dict: dict[str, list[types.Artifact]]) -> dict[str, int]:
+    model = _single(input_dict, standard_component_specs.MODEL_KEY)
+    directory = os.path.join(path_utils.serving_model_path(model.uri), release.MANIFEST_DIR)
+    return {
+        name: tf.io.gfile.stat(os.path.join(directory, name)).length
+        for name in _TFLITE_FILES
+        if tf.io.gfile.exists(os.path.join(directory, name))
+    }
+
+
 def _not_blessed_reason(input_dict: dict[str, list[types.Artifact]]) -> str:
-    evaluation = _single(input_dict, EVALUATION_KEY)
-    failures = evaluation_results.validation_failures(evaluation.uri) if evaluation else []
-    return "not blessed: " + ("; ".join(failures) or "the Evaluator did not bless the model")
+    """Every gate's reason for refusing the candidate, in one line."""
+    reasons = []
+    for blessing_key, evaluation_key, what in (
+        (standard_component_specs.MODEL_BLESSING_KEY, EVALUATION_KEY, "SavedModel"),
+        (TFLITE_BLESSING_KEY, TFLITE_EVALUATION_KEY, "TFLite"),
+    ):
+        blessing = _single(input_dict, blessing_key)
+        if blessing is None or blessing.get_int_custom_property("blessed") == 1:
+            continue
+        evaluation = _single(input_dict, evaluation_key)
+        failures = evaluation_results.validation_failures(evaluation.uri) if evaluation else []
+        reasons.append(f"{what}: " + ("; ".join(failures) or "the Evaluator did not bless it"))
+    infra = _single(input_dict, standard_component_specs.INFRA_BLESSING_KEY)
+    if infra is not None and infra.get_int_custom_property("blessed") != 1:
+        reasons.append(f"serving check: {infra.get_string_custom_property('reason')}")
+    return "not blessed: " + ("; ".join(reasons) or "a gate did not bless the model")
 
 
 def next_version(serving_model_dir: str) -> int:
@@ -206,6 +250,20 @@ def _remove_if_empty(staging_root: str) -> None:
 class ReleasePusherExecutor(pusher_executor.Executor):
     """Pushes a blessed model unless the newest release already holds it."""
 
+    def CheckBlessing(self, input_dict: dict[str, list[types.Artifact]]) -> bool:  # noqa: N802
+        """TFX's checks (model blessing, infra blessing), plus the TFLite blessing."""
+        tflite = _single(input_dict, TFLITE_BLESSING_KEY)
+        if tflite is not None and tflite.get_int_custom_property("blessed") != 1:
+            return False
+        return super().CheckBlessing(input_dict)
+
+    def release_source(self, input_dict: dict[str, list[types.Artifact]]) -> str:
+        """The serving check's copy (with its warmup file) if there is one, else the model."""
+        infra = _single(input_dict, standard_component_specs.INFRA_BLESSING_KEY)
+        if infra is not None and infra.get_int_custom_property("has_model") == 1:
+            return path_utils.stamped_model_path(infra.uri)
+        return self.GetModelPath(input_dict)
+
     def Do(  # noqa: N802 (TFX API)
         self,
         input_dict: dict[str, list[types.Artifact]],
@@ -219,7 +277,7 @@ class ReleasePusherExecutor(pusher_executor.Executor):
             self._MarkNotPushed(pushed_model)
             pushed_model.set_string_custom_property("reason", _not_blessed_reason(input_dict))
             return
-        model_dir = self.GetModelPath(input_dict)
+        model_dir = self.release_source(input_dict)
         serving_model_dir = exec_properties[SERVING_MODEL_DIR_KEY]
         fingerprint = release.model_fingerprint(model_dir)
         pushed_model.set_string_custom_property("model_fingerprint", fingerprint)
@@ -265,12 +323,16 @@ class ReleasePusher(base_component.BaseComponent):
         examples: types.BaseChannel | None = None,
         baseline_model: types.BaseChannel | None = None,
         infra_blessing: types.BaseChannel | None = None,
+        tflite_blessing: types.BaseChannel | None = None,
+        tflite_evaluation: types.BaseChannel | None = None,
     ):
         super().__init__(
             spec=ReleasePusherSpec(
                 model=model,
                 model_blessing=model_blessing,
                 infra_blessing=infra_blessing,
+                tflite_blessing=tflite_blessing,
+                tflite_evaluation=tflite_evaluation,
                 evaluation=evaluation,
                 examples=examples,
                 baseline_model=baseline_model,

@@ -17,6 +17,8 @@ from components.latest_release import LatestRelease
 from components.mnist_example_gen import SPLIT_EVAL, SPLIT_TEST, SPLIT_TRAIN, MnistExampleGen
 from components.release_evaluator import ReleaseEvaluator
 from components.release_pusher import ReleasePusher
+from components.serving_check import ServingCheck
+from components.tflite_candidate import TFLiteCandidate
 from pipeline import features
 from pipeline.config import PipelineConfig, UserCode
 
@@ -70,6 +72,35 @@ def make_eval_config(accuracy_threshold: float, baseline_tolerance: float) -> tf
                     tfma.MetricConfig(class_name="ExampleCount"),
                     accuracy,
                     tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+                ]
+            )
+        ],
+    )
+
+
+def make_tflite_eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
+    """TFMA config for the TFLite model: the same bar on the same test split.
+
+    The TFLite model takes the raw feature `image` (int64 pixels) as its input
+    of that name and has the scaling inside, so TFMA feeds it the raw examples
+    with no preprocessing function. No baseline: the release is gated on the
+    SavedModel's comparison; this checks the converted model keeps its accuracy.
+    """
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(model_type=tfma.TF_LITE, label_key=features.LABEL_KEY)],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[
+            tfma.MetricsSpec(
+                metrics=[
+                    tfma.MetricConfig(class_name="ExampleCount"),
+                    tfma.MetricConfig(
+                        class_name="SparseCategoricalAccuracy",
+                        threshold=tfma.MetricThreshold(
+                            value_threshold=tfma.GenericValueThreshold(
+                                lower_bound={"value": accuracy_threshold}
+                            )
+                        ),
+                    ),
                 ]
             )
         ],
@@ -192,13 +223,36 @@ def create_pipeline(
         eval_config=make_eval_config(config.accuracy_threshold, config.baseline_tolerance),
     ).with_id("Evaluator")
 
-    # Releases a blessed model once: whole (staged, then renamed), with its
-    # manifest, and not again if the newest release already holds it.
+    # Hands the Trainer's TFLite model to TFMA as a model of its own.
+    tflite_candidate = TFLiteCandidate(model=trainer.outputs["model"])
+
+    # Judges the TFLite model on the same test split against the same bar.
+    tflite_evaluator = ReleaseEvaluator(
+        examples=example_gen.outputs["examples"],
+        example_splits=[SPLIT_TEST],
+        model=tflite_candidate.outputs["tflite_model"],
+        eval_config=make_tflite_eval_config(config.accuracy_threshold),
+    ).with_id("TFLiteEvaluator")
+
+    # Serves the candidate as a model server would, in a fresh process: canary
+    # and malformed requests, latency; blesses it and adds a warmup file.
+    serving_check = ServingCheck(
+        model=trainer.outputs["model"],
+        examples=example_gen.outputs["examples"],
+        evaluation=evaluator.outputs["evaluation"],
+    )
+
+    # Releases a model that the Evaluators and the serving check blessed, once:
+    # whole (staged, then renamed), with its manifest, and not again if the
+    # newest release already holds it.
     pusher = ReleasePusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        tflite_blessing=tflite_evaluator.outputs["blessing"],
+        infra_blessing=serving_check.outputs["blessing"],
         serving_model_dir=serving_model_dir,
         evaluation=evaluator.outputs["evaluation"],
+        tflite_evaluation=tflite_evaluator.outputs["evaluation"],
         examples=example_gen.outputs["examples"],
         baseline_model=latest_release.outputs["baseline_model"],
     ).with_id("Pusher")
@@ -217,6 +271,9 @@ def create_pipeline(
             trainer,
             latest_release,
             evaluator,
+            tflite_candidate,
+            tflite_evaluator,
+            serving_check,
             pusher,
         ],
         enable_cache=config.enable_cache,

@@ -55,6 +55,8 @@ class RunSummary:
     """For each true digit: (most frequent wrong prediction, how often)."""
     released_now: bool = False
     """True if this run copied the model into a new release directory."""
+    not_released_reason: str = ""
+    """The Pusher's reason when it released nothing (a gate that refused)."""
     pushed_version: str | None = None
 
     def worst_digits(self, count: int = 3) -> list[int]:
@@ -88,6 +90,8 @@ class RunSummary:
         lines.extend(f"  not blessed because: {failure}" for failure in self.validation_failures)
         if not self.pushed:
             lines.append("Pushed: no (nothing released)")
+            if self.not_released_reason and not self.validation_failures:
+                lines.append(f"  {self.not_released_reason}")
         elif not self.released_now:
             lines.append(
                 f"Pushed: nothing new (already released as version {self.pushed_version}, "
@@ -164,10 +168,11 @@ def latest_run_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
         blessing = evaluation.outputs["blessing"]
         blessed = blessing.custom_properties["blessed"].int_value == 1
     pusher = by_node.get("Pusher")
-    destination, version, released_now = None, None, False
+    destination, version, released_now, reason = None, None, False, ""
     if pusher and "pushed_model" in pusher.outputs:
         properties = pusher.outputs["pushed_model"].custom_properties
         pushed = properties["pushed"].int_value == 1
+        reason = properties["reason"].string_value
         if pushed or properties["already_released"].int_value == 1:
             destination = properties["pushed_destination"].string_value
             version = properties["pushed_version"].string_value
@@ -181,6 +186,7 @@ def latest_run_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
         pushed_destination=destination,
         pushed_version=version,
         released_now=released_now,
+        not_released_reason=reason,
         digit_accuracy=per_digit,
         confusions=confusions,
     )

@@ -18,6 +18,13 @@ from pipeline import features
 from pipeline.config import TrainerConfig
 
 HISTORY_FILE = "training_history.json"
+TFLITE_FILE = os.path.join("assets.extra", "model.tflite")
+TFLITE_QUANTIZED_FILE = os.path.join("assets.extra", "model_dynamic_range.tflite")
+"""Where run_fn writes the TFLite model, inside the SavedModel directory:
+TF Serving ignores `assets.extra` (but for its warmup file), so the release
+directory stays a loadable SavedModel version and carries the TFLite model."""
+PROBABILITIES = "probabilities"
+CLASSES = "classes"
 _READ_BATCH_SIZE = 1024
 _IMAGE_XF = features.transformed_name(features.IMAGE_KEY)
 _LABEL_XF = features.transformed_name(features.LABEL_KEY)
@@ -168,18 +175,39 @@ def make_serving_signatures(
     """Signatures on serialized tf.Examples, with the Transform graph inside.
 
     Returns:
-      `serving_default`: raw examples (no label) -> class probabilities [B, 10];
-      `transform_features`: raw examples -> transformed features, for TFMA.
+      `serving_default`: raw examples (no label) -> {"probabilities": [B, 10]};
+      `predict`: raw examples -> {"probabilities", "classes" (int64 [B])};
+      `transform_features`: raw examples -> transformed features, for TFMA;
+      `pixels`: raw pixels int64 [B, 784] -> {"probabilities"}, the graph
+        the TFLite model is converted from (no tf.Example parsing in it).
     """
     model.tft_layer = tf_transform_output.transform_features_layer()
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-    def serve_tf_examples(serialized_examples: tf.Tensor) -> tf.Tensor:
-        feature_spec = tf_transform_output.raw_feature_spec()
-        feature_spec.pop(features.LABEL_KEY)
-        raw_features = tf.io.parse_example(serialized_examples, feature_spec)
+    def probabilities_of(raw_features: dict[str, tf.Tensor]) -> tf.Tensor:
         transformed = model.tft_layer(raw_features)
         return model({_IMAGE_XF: transformed[_IMAGE_XF]})
+
+    def parse(serialized_examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        feature_spec = tf_transform_output.raw_feature_spec()
+        feature_spec.pop(features.LABEL_KEY)
+        return tf.io.parse_example(serialized_examples, feature_spec)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_tf_examples(serialized_examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {PROBABILITIES: probabilities_of(parse(serialized_examples))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def predict(serialized_examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        probabilities = probabilities_of(parse(serialized_examples))
+        return {PROBABILITIES: probabilities, CLASSES: tf.argmax(probabilities, axis=-1)}
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, features.NUM_PIXELS], tf.int64, name=features.IMAGE_KEY)
+        ]
+    )
+    def pixels(image: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {PROBABILITIES: probabilities_of({features.IMAGE_KEY: image})}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(serialized_examples: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -190,8 +218,48 @@ def make_serving_signatures(
 
     return {
         "serving_default": serve_tf_examples.get_concrete_function(),
+        "predict": predict.get_concrete_function(),
         "transform_features": transform_features.get_concrete_function(),
+        "pixels": pixels.get_concrete_function(),
     }
+
+
+def write_tflite(saved_model_dir: str) -> dict[str, int]:
+    """Converts the SavedModel's `pixels` signature to TFLite, next to the SavedModel.
+
+    Writes `assets.extra/model.tflite` (float weights) and
+    `assets.extra/model_dynamic_range.tflite` (weights quantised to 8 bits).
+    The converted graph keeps the Transform's scaling inside and takes the raw
+    pixels as int64, the type a tf.Example carries them in: TFMA
+    (model_type tf_lite) feeds the raw feature to the TFLite input of the same
+    name, as it is, without casting. Converting the concrete function makes
+    that input `serving_default_image`, which TFMA reads as `image`; converting
+    the SavedModel by signature key would name it `pixels_image`, and TFMA
+    would silently feed defaults. TFX's TFLiteRewriter was not used: in TFX
+    1.16 it ignores its converter arguments and drops assets, and it converts
+    `serving_default`, whose tf.Example parsing TFLite cannot run without Flex ops.
+
+    Returns:
+      {file written: size in bytes}.
+    """
+    loaded = tf.saved_model.load(saved_model_dir)
+    sizes = {}
+    for name, optimizations in (
+        (TFLITE_FILE, []),
+        (TFLITE_QUANTIZED_FILE, [tf.lite.Optimize.DEFAULT]),
+    ):
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(
+            [loaded.signatures["pixels"]], loaded
+        )
+        converter.optimizations = optimizations
+        flatbuffer = converter.convert()
+        path = os.path.join(saved_model_dir, name)
+        tf.io.gfile.makedirs(os.path.dirname(path))
+        with tf.io.gfile.GFile(path, "wb") as out:
+            out.write(flatbuffer)
+        sizes[name] = len(flatbuffer)
+    logging.info("TFLite models written: %s", sizes)
+    return sizes
 
 
 def write_history(history: tf.keras.callbacks.History, model_run_dir: str) -> None:
@@ -242,3 +310,4 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         save_format="tf",
         signatures=make_serving_signatures(model, tf_transform_output),
     )
+    write_tflite(fn_args.serving_model_dir)

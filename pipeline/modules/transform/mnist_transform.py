@@ -11,8 +11,16 @@ from pipeline import features
 
 
 def scale_pixels(image: tf.Tensor) -> tf.Tensor:
-    """Maps int pixels 0..255 to float32 in [0, 1]."""
-    return tf.cast(image, tf.float32) / float(features.MAX_PIXEL_VALUE)
+    """Maps int pixels 0..255 to float32 in [0, 1]; out-of-range pixels are clipped.
+
+    Training data never leaves 0..255 (the schema gate stops it), but serving
+    takes what clients send: a pixel of 300 (or -5) is read as 255 (or 0), so
+    the model never sees an input outside what it was trained on.
+    """
+    pixels = tf.cast(image, tf.float32)
+    return tf.clip_by_value(pixels, 0.0, float(features.MAX_PIXEL_VALUE)) / float(
+        features.MAX_PIXEL_VALUE
+    )
 
 
 def preprocessing_fn(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
