@@ -12,6 +12,9 @@ COMPONENTS = frozenset(
         "Trainer",
         "LatestRelease",
         "Evaluator",
+        "TFLiteCandidate",
+        "TFLiteEvaluator",
+        "ServingCheck",
         "Pusher",
     }
 )
