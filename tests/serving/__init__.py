@@ -1,0 +1,1 @@
+"""Tests of the serving package: image framing and the predict command."""
