@@ -363,7 +363,7 @@ def _describe(result: TaskResult) -> list[str]:
         facts = [
             f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
             for name, value in sorted(artifact.get("metadata", {}).items())
-            if isinstance(value, float | int | str) and len(str(value)) <= 160 and value != ""
+            if isinstance(value, float | int | str) and len(str(value)) <= 400 and value != ""
         ]
         lines.append(f"    {key}: {artifact['uri']}" + (f"  [{', '.join(facts)}]" if facts else ""))
     return lines

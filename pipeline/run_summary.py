@@ -6,6 +6,7 @@ threshold it missed), and where it was released.
 """
 
 import dataclasses
+import os
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -95,11 +96,19 @@ class RunSummary:
         elif not self.released_now:
             lines.append(
                 f"Pushed: nothing new (already released as version {self.pushed_version}, "
-                f"at {self.pushed_destination})"
+                f"at {shown_path(self.pushed_destination)})"
             )
         else:
-            lines.append(f"Pushed to: {self.pushed_destination}")
+            lines.append(f"Pushed to: {shown_path(self.pushed_destination)}")
         return "\n".join(lines)
+
+
+def shown_path(path: str | None) -> str | None:
+    """A path as the user would type it: relative when it is under the current dir."""
+    if not path or "://" in path:
+        return path
+    relative = os.path.relpath(path)
+    return path if relative.startswith(os.pardir) else relative
 
 
 def connect(metadata_path: str) -> metadata_store.MetadataStore:

@@ -103,7 +103,7 @@ def test_unreachable_threshold_releases_nothing_and_says_why(launched, v2_runner
     result = _launch(strict, "run-strict")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "blessed=0" in result.stdout
-    assert "reason=not blessed: sparse_categorical_accuracy value" in result.stdout
+    assert "reason=not blessed: SavedModel: sparse_categorical_accuracy value" in result.stdout
     assert "violates threshold >= 0.999" in result.stdout
     assert release.list_releases(str(root / "serving")) == before
 
