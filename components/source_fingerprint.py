@@ -39,16 +39,21 @@ SOURCE_SHA256_KEY = "source_sha256"
 
 
 def _module_file(module_name: str) -> str | None:
-    """The .py file of a project module (without importing it), or None."""
-    if module_name.split(".")[0] not in PROJECT_PACKAGES:
+    """The .py file of a project module, found by path (nothing but the top package imported)."""
+    top, *rest = module_name.split(".")
+    if top not in PROJECT_PACKAGES:
         return None
     try:
-        spec = importlib.util.find_spec(module_name)
+        spec = importlib.util.find_spec(top)
     except (ImportError, ValueError):
         return None
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+    if spec is None or not spec.submodule_search_locations:
         return None
-    return spec.origin
+    path = os.path.join(next(iter(spec.submodule_search_locations)), *rest)
+    for candidate in (f"{path}.py", os.path.join(path, "__init__.py")):
+        if os.path.isfile(candidate):
+            return candidate
+    return None  # e.g. `from pipeline.config import TrainerConfig`: a name, not a module
 
 
 def _imported_modules(path: str, module_name: str) -> set[str]:

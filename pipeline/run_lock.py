@@ -56,10 +56,14 @@ def hold(output_dir: str) -> Iterator[None]:
         handle.truncate()
         json.dump({"pid": os.getpid(), "started": started.isoformat(timespec="seconds")}, handle)
         handle.flush()
+        previous = os.environ.get(RUN_STARTED_ENV)
         os.environ[RUN_STARTED_ENV] = str(started.timestamp())
         try:
             yield
         finally:
-            os.environ.pop(RUN_STARTED_ENV, None)
+            if previous is None:
+                os.environ.pop(RUN_STARTED_ENV, None)
+            else:
+                os.environ[RUN_STARTED_ENV] = previous
     finally:
         handle.close()

@@ -4,11 +4,16 @@ Bad data enters by --extra-examples and must stop the run before training; a
 model below the bar or worse than the released one must not be pushed; the
 lineage command must trace the release back to the TFDS data.
 
-The tests form one scenario on one output dir and run in file order: the
-lineage --list test reads the refused and stopped runs made by the tests
-before it.
+All runs share one output dir, whose first run releases the baseline. Each
+run is made by a module fixture that records what the tests check right
+after it (exit code, output, summary, releases), so every test passes alone
+and in any order: a test that reads a run depends on the fixture that makes
+it, and a later run cannot change what an earlier one recorded.
 """
 
+import contextlib
+import dataclasses
+import io
 import json
 import os
 
@@ -30,14 +35,79 @@ def _count(store, type_name):
     return len(store.get_artifacts_by_type(type_name))
 
 
+@dataclasses.dataclass(frozen=True)
+class Released:
+    """The first run, which releases the baseline, as it looked right after it."""
+
+    layout: local_runner.OutputLayout
+    versions: list[str]
+    first_release: release.Release
+    summary: run_summary.RunSummary
+    lineage_json: str
+    """`lineage.py --json` of the release, before any later run."""
+    example_gen_examples_id: int
+
+    @property
+    def output_dir(self) -> str:
+        return self.layout.output_dir
+
+    @property
+    def metadata_path(self) -> str:
+        return self.layout.metadata_path
+
+
 @pytest.fixture(scope="module")
-def released(tmp_path_factory, run_small_pipeline):
+def released(tmp_path_factory, run_small_pipeline) -> Released:
     """A first run that releases a model: the baseline every later run meets."""
     output_dir = tmp_path_factory.mktemp("gates")
     assert run_small_pipeline(output_dir) == 0
     layout = local_runner.OutputLayout(str(output_dir))
-    assert len(_versions(layout)) == 1
-    return layout
+    (first_release,) = release.list_releases(layout.serving_model_dir)
+    lineage_out = io.StringIO()
+    with contextlib.redirect_stdout(lineage_out):
+        assert lineage.main([f"--output-dir={output_dir}", "--json"]) == 0
+    summary = run_summary.latest_run_summary(layout.metadata_path, "mnist")
+    return Released(
+        layout=layout,
+        versions=_versions(layout),
+        first_release=first_release,
+        summary=summary,
+        lineage_json=lineage_out.getvalue(),
+        example_gen_examples_id=summary.component("MnistExampleGen").outputs["examples"].id,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOutcome:
+    """One more run on the released output dir, read right after it."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    summary: run_summary.RunSummary
+    models_before: int
+    models_after: int
+    versions_before: list[str]
+    versions_after: list[str]
+
+
+def _run_on(released: Released, run_small_pipeline, *flags: str) -> RunOutcome:
+    store = run_summary.connect(released.metadata_path)
+    models_before, versions_before = _count(store, "Model"), _versions(released.layout)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        exit_code = run_small_pipeline(released.output_dir, *flags)
+    store = run_summary.connect(released.metadata_path)
+    return RunOutcome(
+        exit_code=exit_code,
+        stdout=stdout.getvalue(),
+        stderr=stderr.getvalue(),
+        summary=run_summary.latest_run_summary(released.metadata_path, "mnist"),
+        models_before=models_before,
+        models_after=_count(store, "Model"),
+        versions_before=versions_before,
+        versions_after=_versions(released.layout),
+    )
 
 
 def _bad_digits(kind: str):
@@ -62,11 +132,7 @@ BAD_DATA = {
 }
 
 
-@pytest.mark.parametrize("kind", sorted(BAD_DATA))
-def test_bad_extra_examples_stop_the_run_before_training(
-    kind, released, run_small_pipeline, tmp_path, capsys
-):
-    extra_dir = tmp_path / "extra"
+def _write_bad_extra_examples(kind: str, extra_dir) -> None:
     records = example_export.encode_examples(_bad_digits(kind), with_label=kind != "no_label")
     if kind == "label_10":  # also exercises plain (uncompressed) TFRecord input
         extra_dir.mkdir()
@@ -75,51 +141,72 @@ def test_bad_extra_examples_stop_the_run_before_training(
                 writer.write(record)
     else:
         example_export.write_tfrecords(records, str(extra_dir))
-    store = run_summary.connect(released.metadata_path)
-    models_before, versions_before = _count(store, "Model"), _versions(released)
 
-    exit_code = run_small_pipeline(released.output_dir, f"--extra-examples={extra_dir}")
 
-    assert exit_code == 1
-    error = capsys.readouterr().err
+@pytest.fixture(scope="module")
+def bad_data_run(released, run_small_pipeline, tmp_path_factory):
+    """Returns run(kind): the outcome of a run with that bad data, made once per kind."""
+    outcomes: dict[str, RunOutcome] = {}
+
+    def run(kind: str) -> RunOutcome:
+        if kind not in outcomes:
+            extra_dir = tmp_path_factory.mktemp(f"bad_{kind}") / "extra"
+            _write_bad_extra_examples(kind, extra_dir)
+            outcomes[kind] = _run_on(released, run_small_pipeline, f"--extra-examples={extra_dir}")
+        return outcomes[kind]
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def unreachable_threshold_run(released, run_small_pipeline) -> RunOutcome:
+    return _run_on(released, run_small_pipeline, "--accuracy-threshold=0.999")
+
+
+@pytest.fixture(scope="module")
+def worse_model_run(released, run_small_pipeline) -> RunOutcome:
+    return _run_on(released, run_small_pipeline, "--epochs=1", "--accuracy-threshold=0.1")
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_DATA))
+def test_bad_extra_examples_stop_the_run_before_training(kind, bad_data_run):
+    outcome = bad_data_run(kind)
+    assert outcome.exit_code == 1
     feature, anomaly_kind = BAD_DATA[kind]
-    assert "data anomal" in error
-    (line,) = [line for line in error.splitlines() if line.startswith(f"  [train] {feature}: ")]
+    assert "data anomal" in outcome.stderr
+    (line,) = [
+        line for line in outcome.stderr.splitlines() if line.startswith(f"  [train] {feature}: ")
+    ]
     assert anomaly_kind in line
-    assert "Full report" in error and "ExampleValidator/anomalies" in error
-    assert _count(store, "Model") == models_before, "nothing may be trained"
-    assert _versions(released) == versions_before, "the release must stay untouched"
-    summary = run_summary.latest_run_summary(released.metadata_path, "mnist")
-    assert summary.component("AnomalyGate").state == "failed"
-    assert summary.component("Transform") is None
+    assert "Full report" in outcome.stderr and "ExampleValidator/anomalies" in outcome.stderr
+    assert outcome.models_after == outcome.models_before, "nothing may be trained"
+    assert outcome.versions_after == outcome.versions_before, "the release must stay untouched"
+    assert outcome.summary.component("AnomalyGate").state == "failed"
+    assert outcome.summary.component("Transform") is None
 
 
-def test_unreachable_threshold_is_not_blessed_and_says_why(released, run_small_pipeline, capsys):
-    versions_before = _versions(released)
-    exit_code = run_small_pipeline(released.output_dir, "--accuracy-threshold=0.999")
-    output = capsys.readouterr().out
-    assert exit_code == 2
-    assert "Blessed: no" in output
-    assert "sparse_categorical_accuracy value" in output
-    assert "violates threshold >= 0.999" in output
-    assert "Pushed: no" in output
-    assert _versions(released) == versions_before
+def test_unreachable_threshold_is_not_blessed_and_says_why(unreachable_threshold_run):
+    outcome = unreachable_threshold_run
+    assert outcome.exit_code == 2
+    assert "Blessed: no" in outcome.stdout
+    assert "sparse_categorical_accuracy value" in outcome.stdout
+    assert "violates threshold >= 0.999" in outcome.stdout
+    assert "Pushed: no" in outcome.stdout
+    assert outcome.versions_after == outcome.versions_before
 
 
-def test_worse_model_is_refused_by_the_baseline_comparison(released, run_small_pipeline, capsys):
-    versions_before = _versions(released)
-    exit_code = run_small_pipeline(released.output_dir, "--epochs=1", "--accuracy-threshold=0.1")
-    output = capsys.readouterr().out
-    summary = run_summary.latest_run_summary(released.metadata_path, "mnist")
-    assert exit_code == 2
+def test_worse_model_is_refused_by_the_baseline_comparison(worse_model_run):
+    outcome = worse_model_run
+    summary = outcome.summary
+    assert outcome.exit_code == 2
     assert summary.test_accuracy > 0.1, "only the baseline comparison may refuse it"
     assert not summary.blessed and not summary.pushed
-    assert "change vs. baseline" in output
-    assert _versions(released) == versions_before
+    assert "change vs. baseline" in outcome.stdout
+    assert outcome.versions_after == outcome.versions_before
 
 
 def test_summary_shows_the_three_weakest_digits(released):
-    summary = run_summary.latest_run_summary(released.metadata_path, "mnist")
+    summary = released.summary
     assert len(summary.digit_accuracy) == 10
     weakest = summary.worst_digits()
     assert len(weakest) == 3
@@ -131,19 +218,14 @@ def test_summary_shows_the_three_weakest_digits(released):
     assert f"weak digit {weakest[0]}:" in summary.render()
 
 
-def test_lineage_traces_the_release_back_to_the_tfds_examples(released, capsys):
-    store = run_summary.connect(released.metadata_path)
-    assert lineage.main([f"--output-dir={released.output_dir}", "--json"]) == 0
-    chain = json.loads(capsys.readouterr().out)
+def test_lineage_traces_the_release_back_to_the_tfds_examples(released):
+    chain = json.loads(released.lineage_json)
     stages = [step["stage"] for step in chain]
     assert stages == ["release", "blessing", "model", "transform_graph", "examples", "tfds_dataset"]
-    (example_gen_output,) = [
-        a for a in store.get_artifacts_by_type("Examples") if "MnistExampleGen" in a.uri
-    ][:1]
-    assert chain[-1]["artifact_id"] == example_gen_output.id
+    assert chain[-1]["artifact_id"] == released.example_gen_examples_id
     assert chain[-1]["details"]["tfds_name"] == "mnist"
     assert chain[-1]["details"]["archive_sha256"] == tfds_mnist.registered_checksums()
-    assert chain[0]["details"]["pushed_destination"].endswith(_versions(released)[0])
+    assert chain[0]["details"]["pushed_destination"].endswith(released.versions[0])
     assert chain[1]["details"]["blessed"] is True
     assert "SparseCategoricalAccuracy >= 0.5" in chain[1]["details"]["thresholds"]
     assert chain[2]["details"]["hyper_parameters"]["hidden_units"] == [50, 50]
@@ -151,9 +233,14 @@ def test_lineage_traces_the_release_back_to_the_tfds_examples(released, capsys):
     assert chain[4]["details"]["split_counts"]["train"] == 2500
 
 
-def test_lineage_list_shows_refused_models_as_not_pushed_with_the_reason(released, capsys):
+def test_lineage_list_shows_refused_models_as_not_pushed_with_the_reason(
+    released, unreachable_threshold_run, worse_model_run, bad_data_run, capsys
+):
+    for kind in BAD_DATA:
+        bad_data_run(kind)
     assert lineage.main([f"--output-dir={released.output_dir}", "--list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["run_id"] == released.summary.run_id
     assert rows[0]["pushed"] and rows[0]["blessed"]
     refused = [row for row in rows if row["blessed"] is False]
     assert any("violates threshold >= 0.999" in row["reason"] for row in refused)
@@ -170,7 +257,7 @@ def test_new_data_trains_a_candidate_compared_with_the_release(
     new_digits = example_export.load_tfds_split(builder, "train[3000:3200]")
     example_export.write_tfrecords(example_export.encode_examples(new_digits), str(tmp_path))
     store = run_summary.connect(released.metadata_path)
-    (first_release,) = release.list_releases(released.serving_model_dir)
+    first_release = released.first_release
 
     run_small_pipeline(released.output_dir, f"--extra-examples={tmp_path}")
 

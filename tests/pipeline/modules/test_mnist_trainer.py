@@ -50,14 +50,55 @@ def test_unknown_trainer_setting_is_an_error():
         TrainerConfig.from_custom_config({"hidden_unit": [50]})
 
 
-def test_early_stopping_restores_best_weights_on_eval_loss(tmp_path):
+class _WeightsPerEpoch(tf.keras.callbacks.Callback):
+    """Records the model's weights at the end of every epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights: list[list[np.ndarray]] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append(self.model.get_weights())
+
+
+def test_training_ends_with_the_best_epochs_weights_not_the_last(tmp_path):
+    # Eval labels agree with the train labels for 3 in 4 examples: eval loss
+    # falls while the model learns, then rises as it grows confident on the
+    # quarter it must get wrong, so the last epoch is worse than the best.
+    tf.keras.utils.set_random_seed(0)
+    images = np.random.default_rng(0).uniform(0, 0.1, (200, features.NUM_PIXELS))
+    labels = np.arange(200) % 2
+    images[labels == 1, :20] = 1.0
+    eval_labels = labels.copy()
+    eval_labels[::4] = 1 - eval_labels[::4]
+    train = ({IMAGE_XF: images.astype(np.float32)}, labels)
+    evaluation = ({IMAGE_XF: images.astype(np.float32)}, eval_labels)
+    model = mnist_trainer.build_keras_model((8,), learning_rate=3e-3)
+    weights_per_epoch = _WeightsPerEpoch()
     callbacks = mnist_trainer.training_callbacks(
         TrainerConfig(early_stopping_patience=3), str(tmp_path)
     )
-    early_stopping = next(c for c in callbacks if isinstance(c, tf.keras.callbacks.EarlyStopping))
-    assert early_stopping.monitor == "val_loss"
-    assert early_stopping.patience == 3
-    assert early_stopping.restore_best_weights
+
+    history = model.fit(
+        *train,
+        validation_data=evaluation,
+        epochs=30,
+        batch_size=32,
+        callbacks=[*callbacks, weights_per_epoch],
+        verbose=0,
+    )
+
+    eval_losses = history.history["val_loss"]
+    best_epoch = int(np.argmin(eval_losses))
+    assert 0 < best_epoch < len(eval_losses) - 1, eval_losses
+    assert eval_losses[-1] > eval_losses[best_epoch], "the last epoch must be worse"
+    assert len(eval_losses) < 30, "training stops early, after `patience` worse epochs"
+    eval_loss_after_fit, _ = model.evaluate(*evaluation, batch_size=32, verbose=0)
+    np.testing.assert_allclose(eval_loss_after_fit, eval_losses[best_epoch], rtol=1e-5)
+    saved = weights_per_epoch.weights
+    for restored, best in zip(model.get_weights(), saved[best_epoch], strict=True):
+        np.testing.assert_array_equal(restored, best)
+    assert not np.array_equal(model.get_weights()[0], saved[-1][0])
 
 
 def test_shift_augmentation_moves_digits_but_keeps_labels_and_shape():
