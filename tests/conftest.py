@@ -7,12 +7,17 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pathlib  # noqa: E402
+import sys  # noqa: E402
 
 import pytest  # noqa: E402
 
 from components import tfds_mnist  # noqa: E402
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# Pipeline code run inside pytest parses sys.argv with absl flags (where `-v`
+# would mean --verbosity); pytest has read its own arguments by now.
+sys.argv[1:] = []
 
 
 @pytest.fixture(scope="session")

@@ -9,20 +9,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import io_utils, path_utils
 
 from components import faults, release, release_pusher
-
-
-def write_fake_saved_model(model_dir, variables=b"weights-1") -> str:
-    """A directory shaped like a SavedModel (no TensorFlow needed to fingerprint it)."""
-    os.makedirs(os.path.join(model_dir, "variables"), exist_ok=True)
-    files = {
-        "saved_model.pb": b"graph",
-        "variables/variables.index": b"index",
-        "variables/variables.data-00000-of-00001": variables,
-    }
-    for name, data in files.items():
-        with open(os.path.join(model_dir, name), "wb") as out:
-            out.write(data)
-    return str(model_dir)
+from tests.components.fake_saved_model import write_fake_saved_model
 
 
 @pytest.fixture(autouse=True)
