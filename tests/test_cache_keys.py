@@ -103,8 +103,11 @@ def test_an_edited_shared_module_reruns_what_imports_it(good_run, tfds_data_dir)
     features = root / "pipeline" / "features.py"
     with _edited(features, features.read_text() + "\n# An edit that changes no behaviour.\n"):
         result = _run(good_run, tfds_data_dir)
-    assert result.returncode == 0, result.stderr[-3000:]
+    # The retrained model meets the released one as its baseline: released (0) or,
+    # if this retraining came out worse, refused (2); never a failed run.
+    assert result.returncode in (0, 2), result.stderr[-3000:]
     states = _states(good_run)
+    assert states["Pusher"] == "executed"
     # MnistExampleGen imports pipeline.features; all that follows reads its new examples.
     assert {node for node, state in states.items() if state == "cached"} == {"ImportSchemaGen"}
 
