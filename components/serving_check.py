@@ -116,11 +116,14 @@ def judge(
             p == t for p, t in zip(result["canary_classes"], labels, strict=False)
         ) / len(labels)
         result["canary_accuracy"] = accuracy
-        if evaluator_accuracy is not None and abs(accuracy - evaluator_accuracy) > tolerance:
-            problems.append(
-                f"canary accuracy {accuracy:.4f} is not within {tolerance} of the "
-                f"Evaluator's {evaluator_accuracy:.4f}"
-            )
+        if evaluator_accuracy is not None:
+            allowed = accuracy_allowance(evaluator_accuracy, len(labels), tolerance)
+            result["accuracy_tolerance_used"] = allowed
+            if abs(accuracy - evaluator_accuracy) > allowed:
+                problems.append(
+                    f"canary accuracy {accuracy:.4f} is not within {allowed:.4f} of the "
+                    f"Evaluator's {evaluator_accuracy:.4f}"
+                )
     if not result.get("answers_after_malformed"):
         problems.append("the model stopped answering after the malformed requests")
     if result.get("project_modules_loaded"):

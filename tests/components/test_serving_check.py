@@ -113,6 +113,17 @@ def test_canary_accuracy_far_from_the_evaluators_is_not_blessed(probed):
     assert "canary accuracy 0.0000 is not within" in problem
 
 
+def test_a_gap_within_the_canarys_sampling_noise_passes(probed):
+    results, labels = probed
+    result = dict(results["serving"])
+    result["canary_classes"] = list(labels)  # canary accuracy 1.0
+    assert serving_check.judge(result, labels, 0.99, 0.02) == []
+    result["canary_classes"] = [(label + 1) % 10 for label in labels]
+    (problem,) = serving_check.judge(result, labels, 0.9, 0.02)
+    allowed = serving_check.accuracy_allowance(0.9, len(labels), 0.02)
+    assert f"is not within {allowed:.4f}" in problem and allowed > 0.02
+
+
 def test_allowance_is_the_tolerance_unless_the_canary_is_too_noisy():
     assert serving_check.accuracy_allowance(1.0, 200, 0.02) == 0.02
     assert serving_check.accuracy_allowance(0.98, 20_000, 0.02) == 0.02
