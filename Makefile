@@ -37,8 +37,8 @@ format: $(STAMP)
 test: lint
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)
 
-# The full-data end-to-end run and the benchmark smoke run (about 8 minutes
-# on 2 cores together).
+# The full-data end-to-end run, the benchmark smoke run and the Beam
+# PortableRunner check (about 6-10 minutes on 2 cores together).
 test-full: $(STAMP)
 	$(VENV_PY) -m pytest -m "full_data or slow" $(PYTEST_ARGS)
 
