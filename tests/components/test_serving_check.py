@@ -154,33 +154,36 @@ def test_warmup_file_holds_prediction_logs_of_canary_requests(tmp_path):
     assert tf.make_ndarray(request.inputs["examples"]).tolist() == [records[0]]
 
 
-def test_pusher_refuses_a_deliberately_broken_candidate_the_check_refused(tmp_path):
+def _push_after_check(tmp_path, kind: str, infra) -> tuple[standard_artifacts.PushedModel, str]:
+    """Runs ReleasePusher on a `kind` candidate the Evaluator blessed, with `infra`."""
     model = standard_artifacts.Model()
     model.uri = str(tmp_path / "model")
-    _saved_model(path_utils.serving_model_path(model.uri), "broken_shape")
+    _saved_model(path_utils.serving_model_path(model.uri), kind)
     blessing = standard_artifacts.ModelBlessing()
     blessing.set_int_custom_property("blessed", 1)
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / "pushed")
+    serving = str(tmp_path / "serving")
+    release_pusher.ReleasePusherExecutor().Do(
+        {"model": [model], "model_blessing": [blessing], "infra_blessing": [infra]},
+        {"pushed_model": [pushed]},
+        {"serving_model_dir": serving},
+    )
+    return pushed, serving
+
+
+def test_pusher_refuses_a_deliberately_broken_candidate_the_check_refused(tmp_path):
     infra = standard_artifacts.InfraBlessing()
     infra.uri = str(tmp_path / "infra")
     infra.set_int_custom_property("blessed", 0)
     infra.set_string_custom_property("reason", "output shape [20, 3], expected [20, 10]")
-    pushed = standard_artifacts.PushedModel()
-    pushed.uri = str(tmp_path / "pushed")
-    serving = tmp_path / "serving"
-    release_pusher.ReleasePusherExecutor().Do(
-        {"model": [model], "model_blessing": [blessing], "infra_blessing": [infra]},
-        {"pushed_model": [pushed]},
-        {"serving_model_dir": str(serving)},
-    )
+    pushed, serving = _push_after_check(tmp_path, "broken_shape", infra)
     assert pushed.get_int_custom_property("pushed") == 0
     assert "serving check: output shape [20, 3]" in pushed.get_string_custom_property("reason")
-    assert release.list_releases(str(serving)) == []
+    assert release.list_releases(serving) == []
 
 
 def test_pusher_releases_the_checked_copy_with_its_warmup_file(tmp_path):
-    model = standard_artifacts.Model()
-    model.uri = str(tmp_path / "model")
-    _saved_model(path_utils.serving_model_path(model.uri), "serving")
     infra = standard_artifacts.InfraBlessing()
     infra.uri = str(tmp_path / "infra")
     stamped = path_utils.stamped_model_path(infra.uri)
@@ -190,17 +193,8 @@ def test_pusher_releases_the_checked_copy_with_its_warmup_file(tmp_path):
     serving_check.write_warmup(stamped, records)
     infra.set_int_custom_property("blessed", 1)
     infra.set_int_custom_property("has_model", 1)
-    blessing = standard_artifacts.ModelBlessing()
-    blessing.set_int_custom_property("blessed", 1)
-    pushed = standard_artifacts.PushedModel()
-    pushed.uri = str(tmp_path / "pushed")
-    serving = tmp_path / "serving"
-    release_pusher.ReleasePusherExecutor().Do(
-        {"model": [model], "model_blessing": [blessing], "infra_blessing": [infra]},
-        {"pushed_model": [pushed]},
-        {"serving_model_dir": str(serving)},
-    )
-    (released,) = release.list_releases(str(serving))
+    _, serving = _push_after_check(tmp_path, "serving", infra)
+    (released,) = release.list_releases(serving)
     assert os.path.exists(os.path.join(released.path, serving_check.WARMUP_FILE))
     manifest = release.read_manifest(released.path)
     assert manifest["model_fingerprint"] == release.model_fingerprint(stamped)
