@@ -25,9 +25,10 @@ from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # noqa: E40
 
 from components import tfds_mnist  # noqa: E402
 from pipeline import config as pipeline_config  # noqa: E402
-from pipeline import run_flags, run_lock, run_summary  # noqa: E402
+from pipeline import run_flags, run_lock  # noqa: E402
 from pipeline.config import OutputLayout  # noqa: E402
 from pipeline.pipeline import create_pipeline  # noqa: E402
+from reporting import run_summary  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

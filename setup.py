@@ -8,7 +8,16 @@ setuptools.setup(
     description="TFX pipeline: MNIST from TFDS to a released, audited Keras model.",
     python_requires=">=3.11",  # the lock is resolved for 3.11, here and in the image
     packages=setuptools.find_packages(
-        include=["pipeline", "pipeline.*", "components", "components.*", "serving", "serving.*"]
+        include=[
+            "pipeline",
+            "pipeline.*",
+            "components",
+            "components.*",
+            "reporting",
+            "reporting.*",
+            "serving",
+            "serving.*",
+        ]
     ),
     py_modules=["local_runner"],
     include_package_data=False,

@@ -32,7 +32,8 @@ import psutil  # noqa: E402
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from pipeline import config, features, run_summary  # noqa: E402
+from pipeline import config, features  # noqa: E402
+from reporting import run_summary  # noqa: E402
 
 FULL_TRAIN_EXAMPLES = 60_000
 

@@ -44,7 +44,7 @@ def main() -> None:
         rng.randint(0, 256, size=(BATCH, features.NUM_PIXELS)).astype(np.int64),
         np.zeros(BATCH, np.int64),
     )
-    examples = tf.constant(example_export.encode_examples(digits, with_label=False))
+    examples = tf.constant(example_export.encode_examples(digits, features.IMAGE_KEY, None))
     scaled = {features.transformed_name(features.IMAGE_KEY): digits.images / 255.0}
 
     load_started = time.perf_counter()

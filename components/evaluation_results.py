@@ -8,55 +8,89 @@ import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
 from tensorflow_model_analysis.writers import eval_config_writer
 
-from pipeline.features import LABEL_KEY
-
 ACCURACY_METRIC = "sparse_categorical_accuracy"
 
 
-def _candidate_accuracy(metrics_for_slice) -> float | None:
+BASELINE_MODEL_NAME = "baseline"
+"""TFX's Evaluator names the baseline model spec this; the candidate is the other."""
+
+
+def _is_wanted(model_name: str, baseline: bool) -> bool:
+    return (model_name == BASELINE_MODEL_NAME) == baseline
+
+
+def _accuracy(metrics_for_slice, baseline: bool = False) -> float | None:
     for key_and_value in metrics_for_slice.metric_keys_and_values:
         key = key_and_value.key
-        if key.name == ACCURACY_METRIC and not key.is_diff and key.model_name != "baseline":
+        if key.name == ACCURACY_METRIC and not key.is_diff and _is_wanted(key.model_name, baseline):
             return key_and_value.value.double_value.value
     return None
 
 
-def overall_accuracy(evaluation_uri: str) -> float | None:
-    """The candidate model's overall test accuracy from TFMA's metrics output."""
+def overall_accuracy(evaluation_uri: str, baseline: bool = False) -> float | None:
+    """Overall test accuracy of the candidate (or, with baseline=True, the
+    baseline model) from TFMA's metrics output; None if TFMA has no such figure."""
     for metrics_for_slice in tfma.load_metrics(evaluation_uri):
         if not metrics_for_slice.slice_key.single_slice_keys:
-            return _candidate_accuracy(metrics_for_slice)
+            return _accuracy(metrics_for_slice, baseline)
     return None
 
 
-def digit_accuracy(evaluation_uri: str) -> dict[int, float]:
-    """Accuracy per true digit, from TFMA's slices on the label."""
+def label_key(evaluation_uri: str) -> str:
+    """The label feature the Evaluator was configured with (its first model spec)."""
+    eval_config = eval_config_writer.load_eval_run(evaluation_uri)[0]
+    return eval_config.model_specs[0].label_key
+
+
+def digit_accuracy(evaluation_uri: str, baseline: bool = False) -> dict[int, float]:
+    """Accuracy per true digit, from TFMA's slices on the evaluation's label."""
     per_digit = {}
+    label = label_key(evaluation_uri)
     for metrics_for_slice in tfma.load_metrics(evaluation_uri):
         keys = metrics_for_slice.slice_key.single_slice_keys
-        if len(keys) == 1 and keys[0].column == LABEL_KEY:
-            accuracy = _candidate_accuracy(metrics_for_slice)
+        if len(keys) == 1 and keys[0].column == label:
+            accuracy = _accuracy(metrics_for_slice, baseline)
             if accuracy is not None:
                 per_digit[int(keys[0].int64_value)] = accuracy
     return per_digit
 
 
-def top_confusions(evaluation_uri: str) -> dict[int, tuple[int, int]]:
-    """From TFMA's multi-class confusion matrix (overall slice): for each true
-    digit, the wrong prediction it gets most often and how many times."""
-    confusions: dict[int, tuple[int, int]] = {}
+def confusion_matrix(evaluation_uri: str, baseline: bool = False) -> list[list[int]]:
+    """TFMA's multi-class confusion matrix on the overall slice, as counts.
+
+    Returns:
+      rows[actual][predicted] for classes 0..N-1 (N from the entries TFMA
+      wrote); an empty list if the evaluation has no such plot (e.g. no
+      baseline was evaluated).
+    """
+    entries: dict[tuple[int, int], int] = {}
     for plots_for_slice in tfma.load_plots(evaluation_uri):
         if plots_for_slice.slice_key.single_slice_keys:
             continue
         for key_and_value in plots_for_slice.plot_keys_and_values:
-            if key_and_value.key.model_name == "baseline":
+            if not _is_wanted(key_and_value.key.model_name, baseline):
                 continue
             for matrix in key_and_value.value.multi_class_confusion_matrix_at_thresholds.matrices:
                 for entry in matrix.entries:
-                    actual, predicted = entry.actual_class_id, entry.predicted_class_id
-                    count = int(entry.num_weighted_examples)
-                    if actual != predicted and count > confusions.get(actual, (None, 0))[1]:
-                        confusions[actual] = (predicted, count)
+                    cell = (entry.actual_class_id, entry.predicted_class_id)
+                    entries[cell] = entries.get(cell, 0) + int(entry.num_weighted_examples)
+    if not entries:
+        return []
+    size = 1 + max(max(cell) for cell in entries)
+    return [
+        [entries.get((actual, predicted), 0) for predicted in range(size)] for actual in range(size)
+    ]
+
+
+def top_confusions(evaluation_uri: str) -> dict[int, tuple[int, int]]:
+    """For each true digit: the wrong prediction it gets most often and how many
+    times (from the candidate's confusion matrix; digits never confused are absent)."""
+    confusions: dict[int, tuple[int, int]] = {}
+    for actual, row in enumerate(confusion_matrix(evaluation_uri)):
+        wrong = [(count, predicted) for predicted, count in enumerate(row) if predicted != actual]
+        if wrong and max(wrong)[0] > 0:
+            count, predicted = max(wrong)
+            confusions[actual] = (predicted, count)
     return confusions
 
 

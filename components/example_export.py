@@ -2,8 +2,9 @@
 
 The tf.Examples are encoded in C++ by tfx_bsl from an Arrow RecordBatch, not
 built one protobuf at a time in Python: 70,000 examples take well under a
-second that way. Feature contract (pipeline.features): `image` = 784 int64
-values 0..255 row-major, `label` = one int64 0..9.
+second that way. The feature names come from the caller (the pipeline passes
+its feature contract, `pipeline.features`): the image is 784 int64 values
+0..255 row-major, the label one int64 0..9.
 """
 
 import dataclasses
@@ -15,8 +16,6 @@ import pyarrow as pa
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from tfx_bsl.public.tfxio import RecordBatchToExamplesEncoder
-
-from pipeline import features
 
 EXAMPLES_PER_SHARD = 20_000
 TFRECORD_OPTIONS = "GZIP"
@@ -50,7 +49,7 @@ def load_tfds_split(builder: tfds.core.DatasetBuilder, split: str, limit: int = 
     """
     split_spec = f"{split}[:{limit}]" if limit else split
     data = tfds.as_numpy(builder.as_dataset(split=split_spec, batch_size=-1))
-    images = data["image"].reshape(len(data["image"]), features.NUM_PIXELS)
+    images = data["image"].reshape(len(data["image"]), -1)
     return DigitArrays(images.astype(np.int64), data["label"].astype(np.int64))
 
 
@@ -80,19 +79,21 @@ def _list_array(rows: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(rows.reshape(-1)))
 
 
-def encode_examples(digits: DigitArrays, with_label: bool = True) -> list[bytes]:
-    """Serializes digits as tf.Examples in the project's feature contract.
+def encode_examples(digits: DigitArrays, image_key: str, label_key: str | None) -> list[bytes]:
+    """Serializes digits as tf.Examples with the given feature names.
 
     Args:
       digits: The images and labels to encode.
-      with_label: False gives serving requests: the image alone.
+      image_key: The image feature's name.
+      label_key: The label feature's name; None gives serving requests: the
+        image alone.
 
     Returns:
       One serialized tf.Example per digit.
     """
-    columns = {features.IMAGE_KEY: _list_array(digits.images)}
-    if with_label:
-        columns[features.LABEL_KEY] = _list_array(digits.labels)
+    columns = {image_key: _list_array(digits.images)}
+    if label_key is not None:
+        columns[label_key] = _list_array(digits.labels)
     record_batch = pa.RecordBatch.from_arrays(list(columns.values()), list(columns))
     return RecordBatchToExamplesEncoder().encode(record_batch)
 

@@ -27,6 +27,8 @@ SPLITS = (SPLIT_TRAIN, SPLIT_EVAL, SPLIT_TEST)
 @component
 def MnistExampleGen(  # noqa: N802 (TFX components are named like classes)
     examples: OutputArtifact[standard_artifacts.Examples],
+    image_feature: Parameter[str],
+    label_feature: Parameter[str],
     mnist_dir: Parameter[str] = "",
     tfds_data_dir: Parameter[str] = "",
     eval_holdout_size: Parameter[int] = 5000,
@@ -41,6 +43,9 @@ def MnistExampleGen(  # noqa: N802 (TFX components are named like classes)
     Args:
       examples: Output; GZIP TFRecords of tf.Example under Split-train/,
         Split-eval/ and Split-test/.
+      image_feature: Name of the image feature (784 int64 pixels), from the
+        pipeline's feature contract.
+      label_feature: Name of the label feature (int64 digit).
       mnist_dir: Folder with the four original archives (TFDS manual dir),
         checked against TFDS's checksums on every run.
       tfds_data_dir: Where TFDS keeps its prepared data ("" = TFDS default).
@@ -76,7 +81,7 @@ def MnistExampleGen(  # noqa: N802 (TFX components are named like classes)
         )
     counts = {}
     for split, digits in split_data.items():
-        records = example_export.encode_examples(digits)
+        records = example_export.encode_examples(digits, image_feature, label_feature)
         if split == SPLIT_TRAIN:
             records += extra_records
         example_export.write_tfrecords(records, artifact_utils.get_split_uri([examples], split))

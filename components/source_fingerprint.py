@@ -34,7 +34,7 @@ from tfx.orchestration.portable import data_types
 from tfx.proto.orchestration import driver_output_pb2
 from tfx.utils import import_utils
 
-PROJECT_PACKAGES = ("components", "pipeline")
+PROJECT_PACKAGES = ("components", "pipeline", "reporting")
 SOURCE_SHA256_KEY = "source_sha256"
 
 

@@ -157,6 +157,8 @@ def create_pipeline(
     # Exports MNIST from the real TFDS builder as train / eval / test tf.Examples.
     example_gen = MnistExampleGen(
         extra_examples=extra_examples,
+        image_feature=features.IMAGE_KEY,
+        label_feature=features.LABEL_KEY,
         mnist_dir=mnist_dir,
         tfds_data_dir=tfds_data_dir,
         eval_holdout_size=config.data.eval_holdout_size,

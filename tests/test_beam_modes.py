@@ -39,7 +39,8 @@ def test_multi_processing_matches_in_memory(tmp_path, tfds_data_dir, mnist_dir):
     builder = tfds_mnist.prepare_mnist(mnist_dir, tfds_data_dir)
     digits = example_export.load_tfds_split(builder, "test", limit=2000)
     paths = example_export.write_tfrecords(
-        example_export.encode_examples(digits), str(tmp_path / "examples")
+        example_export.encode_examples(digits, features.IMAGE_KEY, features.LABEL_KEY),
+        str(tmp_path / "examples"),
     )
     in_memory = _statistics(paths[0], str(tmp_path / "a.pb"), "in_memory", 1)
     multi = _statistics(paths[0], str(tmp_path / "b.pb"), "multi_processing", 2)

@@ -100,7 +100,8 @@ def examples(tmp_path_factory, mnist_dir, tfds_data_dir):
     for split, limit in ((SPLIT_TRAIN, TRAIN_EXAMPLES), (SPLIT_TEST, TEST_EXAMPLES)):
         digits = example_export.load_tfds_split(builder, split, limit=limit)
         example_export.write_tfrecords(
-            example_export.encode_examples(digits), artifact_utils.get_split_uri([artifact], split)
+            example_export.encode_examples(digits, features.IMAGE_KEY, features.LABEL_KEY),
+            artifact_utils.get_split_uri([artifact], split),
         )
     artifact.set_string_custom_property(
         example_gen_utils.PAYLOAD_FORMAT_PROPERTY_NAME, "FORMAT_TF_EXAMPLE"

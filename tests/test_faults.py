@@ -19,7 +19,7 @@ import pytest
 
 import local_runner
 from components import faults, release
-from pipeline import lineage, run_summary
+from reporting import lineage, run_summary
 from tests.conftest import PROJECT_ROOT, SMALL_RUN_FLAGS
 
 _WAIT_SECONDS = 600

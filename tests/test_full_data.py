@@ -5,7 +5,7 @@ import json
 import pytest
 
 import local_runner
-from pipeline import run_summary
+from reporting import run_summary
 
 pytestmark = pytest.mark.full_data
 

@@ -17,7 +17,8 @@ from ml_metadata.proto import metadata_store_pb2
 
 import local_runner
 from components import example_export, tfds_mnist
-from pipeline import run_summary
+from pipeline import features
+from reporting import run_summary
 from tests import expected
 
 COMPONENTS = sorted(expected.COMPONENTS)
@@ -100,7 +101,7 @@ def test_one_blessed_model_is_pushed_and_serves_raw_examples(first_run, tfds_dat
 
     builder = tfds_mnist.prepare_mnist(mnist_dir, tfds_data_dir)
     digits = example_export.load_tfds_split(builder, "test", limit=200)
-    serialized = example_export.encode_examples(digits, with_label=False)
+    serialized = example_export.encode_examples(digits, features.IMAGE_KEY, None)
     assert b"label" not in serialized[0]
     outputs = model.signatures["serving_default"](examples=tf.constant(serialized))
     (probabilities,) = outputs.values()

@@ -23,7 +23,8 @@ import tensorflow as tf
 
 import local_runner
 from components import example_export, release, tfds_mnist
-from pipeline import lineage, run_summary
+from pipeline import features
+from reporting import lineage, run_summary
 
 
 def _versions(layout):
@@ -133,7 +134,9 @@ BAD_DATA = {
 
 
 def _write_bad_extra_examples(kind: str, extra_dir) -> None:
-    records = example_export.encode_examples(_bad_digits(kind), with_label=kind != "no_label")
+    records = example_export.encode_examples(
+        _bad_digits(kind), features.IMAGE_KEY, None if kind == "no_label" else features.LABEL_KEY
+    )
     if kind == "label_10":  # also exercises plain (uncompressed) TFRecord input
         extra_dir.mkdir()
         with tf.io.TFRecordWriter(str(extra_dir / "digits.tfrecord")) as writer:
@@ -255,7 +258,10 @@ def test_new_data_trains_a_candidate_compared_with_the_release(
 ):
     builder = tfds_mnist.prepare_mnist(mnist_dir, tfds_data_dir)
     new_digits = example_export.load_tfds_split(builder, "train[3000:3200]")
-    example_export.write_tfrecords(example_export.encode_examples(new_digits), str(tmp_path))
+    example_export.write_tfrecords(
+        example_export.encode_examples(new_digits, features.IMAGE_KEY, features.LABEL_KEY),
+        str(tmp_path),
+    )
     store = run_summary.connect(released.metadata_path)
     first_release = released.first_release
 

@@ -15,7 +15,8 @@ import tensorflow as tf
 
 import local_runner
 from components import example_export, release, serving_check, tfds_mnist
-from pipeline import run_summary
+from pipeline import features
+from reporting import run_summary
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def test_the_serving_check_recorded_its_figures(released):
 def test_serving_default_names_its_output_and_predict_gives_classes(released, test_digits):
     _, newest = released
     model = tf.saved_model.load(newest.path)
-    examples = tf.constant(example_export.encode_examples(test_digits, with_label=False))
+    examples = tf.constant(example_export.encode_examples(test_digits, features.IMAGE_KEY, None))
     served = model.signatures["serving_default"](examples=examples)
     assert list(served) == ["probabilities"]
     predicted = model.signatures["predict"](examples=examples)
@@ -87,7 +88,7 @@ def test_tflite_and_saved_model_agree_on_real_digits(released, test_digits):
     interpreter.invoke()
     lite = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     model = tf.saved_model.load(newest.path)
-    examples = tf.constant(example_export.encode_examples(test_digits, with_label=False))
+    examples = tf.constant(example_export.encode_examples(test_digits, features.IMAGE_KEY, None))
     served = model.signatures["serving_default"](examples=examples)["probabilities"].numpy()
     np.testing.assert_allclose(lite, served, atol=1e-4)
 

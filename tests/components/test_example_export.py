@@ -45,7 +45,7 @@ def test_holdout_split_rejects_impossible_sizes(holdout_size):
 
 
 def test_encoded_examples_parse_back_to_the_same_digits(few_digits):
-    serialized = example_export.encode_examples(few_digits)
+    serialized = example_export.encode_examples(few_digits, features.IMAGE_KEY, features.LABEL_KEY)
     parsed = tf.io.parse_example(
         serialized,
         {
@@ -59,7 +59,7 @@ def test_encoded_examples_parse_back_to_the_same_digits(few_digits):
 
 def test_write_tfrecords_writes_readable_gzip_shards(few_digits, tmp_path, monkeypatch):
     monkeypatch.setattr(example_export, "EXAMPLES_PER_SHARD", 3)
-    serialized = example_export.encode_examples(few_digits)
+    serialized = example_export.encode_examples(few_digits, features.IMAGE_KEY, features.LABEL_KEY)
     paths = example_export.write_tfrecords(serialized, str(tmp_path / "Split-test"))
     assert len(paths) == 3
     assert all(path.endswith(".gz") for path in paths)

@@ -27,16 +27,25 @@ def test_closure_of_anomaly_gate_stays_in_components():
     assert "components/tfds_mnist.py" not in files, "not imported by anomaly_gate"
 
 
-def test_closure_of_example_gen_follows_imports_into_pipeline():
+def test_closure_of_example_gen_follows_its_imports_and_no_further():
     files = _project_files(source_fingerprint.module_closure(["components.mnist_example_gen"]))
     assert {
         "components/mnist_example_gen.py",
         "components/example_export.py",
         "components/tfds_mnist.py",
-        "pipeline/features.py",
-        "pipeline/__init__.py",
     } <= files
-    assert "pipeline/config.py" not in files, "not imported by MnistExampleGen's code"
+    assert not [name for name in files if name.startswith("pipeline/")], "takes names as parameters"
+    assert "components/anomaly_gate.py" not in files, "not imported by MnistExampleGen's code"
+
+
+def test_closure_follows_imports_across_packages():
+    files = _project_files(source_fingerprint.module_closure(["reporting.run_summary"]))
+    assert {
+        "reporting/run_summary.py",
+        "reporting/__init__.py",
+        "components/evaluation_results.py",
+        "components/__init__.py",
+    } <= files
 
 
 def test_closure_ignores_third_party_and_unknown_modules():

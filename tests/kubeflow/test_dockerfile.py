@@ -165,7 +165,15 @@ def test_the_project_lands_where_the_compiled_pipeline_looks(v2_runner):
     assert in_image[posixpath.dirname(v2_runner.IMAGE_SCHEMA_FILE)] == "schemas"
     assert (PROJECT_ROOT / "schemas" / posixpath.basename(v2_runner.IMAGE_SCHEMA_FILE)).is_file()
     # What setup.py packages, and the rest of the project.
-    for path in ("setup.py", "local_runner.py", "pipeline", "components", "kubeflow"):
+    for path in (
+        "setup.py",
+        "local_runner.py",
+        "pipeline",
+        "components",
+        "reporting",
+        "serving",
+        "kubeflow",
+    ):
         assert in_image[f"{workdir}/{path}"] == path
 
 

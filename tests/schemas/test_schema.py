@@ -17,7 +17,7 @@ def schema():
 
 
 def _anomalies_for(digits: example_export.DigitArrays, schema) -> dict:
-    serialized = example_export.encode_examples(digits)
+    serialized = example_export.encode_examples(digits, features.IMAGE_KEY, features.LABEL_KEY)
     record_batch = example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(serialized)
     statistics = stats_impl.generate_statistics_in_memory(record_batch)
     return dict(tfdv.validate_statistics(statistics, schema).anomaly_info)

@@ -7,6 +7,7 @@ typed helpers below, which unit tests call directly.
 import json
 import logging
 import os
+import time
 from typing import Any
 
 import tensorflow as tf
@@ -18,6 +19,12 @@ from pipeline import features
 from pipeline.config import TrainerConfig
 
 HISTORY_FILE = "training_history.json"
+TRAINING_INFO_FILE = os.path.join("assets.extra", "training.json")
+"""What the model card says about training (hyper-parameters, epochs), kept
+inside the SavedModel directory so the Pusher releases it with the model."""
+PROGRESS_LOGGER = "mnist.training"
+"""Per-epoch records go to this logger with a `training_epoch` dict attached,
+so a console can show progress without parsing log text."""
 TFLITE_FILE = os.path.join("assets.extra", "model.tflite")
 TFLITE_QUANTIZED_FILE = os.path.join("assets.extra", "model_dynamic_range.tflite")
 """Where run_fn writes the TFLite model, inside the SavedModel directory:
@@ -134,19 +141,47 @@ def build_keras_model(
     return model
 
 
-class _EpochLogger(tf.keras.callbacks.Callback):
-    """Logs train and eval loss/accuracy after every epoch."""
+class EpochLogger(tf.keras.callbacks.Callback):
+    """Logs each epoch's figures, as text and as a `training_epoch` record.
+
+    The record (epoch, max_epochs, loss, accuracy, eval_loss, eval_accuracy,
+    learning_rate, seconds) reaches the local runner's progress console
+    through Python logging; on Kubeflow it is an ordinary log line.
+    """
+
+    def __init__(self, max_epochs: int):
+        super().__init__()
+        self.max_epochs = max_epochs
+        self.learning_rates: list[float] = []
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self._started = time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         logs = logs or {}
-        logging.info(
-            "epoch %d: loss=%.4f accuracy=%.4f eval_loss=%.4f eval_accuracy=%.4f lr=%.2e",
-            epoch + 1,
-            logs.get("loss", float("nan")),
-            logs.get("accuracy", float("nan")),
-            logs.get("val_loss", float("nan")),
-            logs.get("val_accuracy", float("nan")),
-            float(tf.keras.backend.get_value(self.model.optimizer.learning_rate)),
+        learning_rate = float(tf.keras.backend.get_value(self.model.optimizer.learning_rate))
+        self.learning_rates.append(learning_rate)
+        record = {
+            "epoch": epoch + 1,
+            "max_epochs": self.max_epochs,
+            "loss": float(logs.get("loss", float("nan"))),
+            "accuracy": float(logs.get("accuracy", float("nan"))),
+            "eval_loss": float(logs.get("val_loss", float("nan"))),
+            "eval_accuracy": float(logs.get("val_accuracy", float("nan"))),
+            "learning_rate": learning_rate,
+            "seconds": time.monotonic() - self._started,
+        }
+        logging.getLogger(PROGRESS_LOGGER).info(
+            "epoch %d/%d: loss=%.4f accuracy=%.4f eval_loss=%.4f eval_accuracy=%.4f lr=%.2e",
+            record["epoch"],
+            self.max_epochs,
+            record["loss"],
+            record["accuracy"],
+            record["eval_loss"],
+            record["eval_accuracy"],
+            learning_rate,
+            extra={"training_epoch": record},
         )
 
 
@@ -165,7 +200,7 @@ def training_callbacks(config: TrainerConfig, log_dir: str) -> list[tf.keras.cal
             min_lr=config.min_learning_rate,
         ),
         tf.keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"),
-        _EpochLogger(),
+        EpochLogger(config.max_epochs),
     ]
 
 
@@ -262,15 +297,53 @@ def write_tflite(saved_model_dir: str) -> dict[str, int]:
     return sizes
 
 
-def write_history(history: tf.keras.callbacks.History, model_run_dir: str) -> None:
-    """Saves per-epoch metrics beside the TensorBoard logs (epochs actually run)."""
-    record = {
+def training_record(
+    history: tf.keras.callbacks.History, callbacks: list[tf.keras.callbacks.Callback]
+) -> dict[str, Any]:
+    """Per-epoch metrics and the epoch whose weights were kept.
+
+    Returns:
+      {"epochs_run", "max_epochs", "best_epoch" (1-based; the epoch with the
+      lowest eval loss, whose weights early stopping restores), "metrics":
+      {name: [value per epoch]} including "learning_rate"}.
+    """
+    metrics = {name: [float(v) for v in values] for name, values in history.history.items()}
+    metrics.pop("lr", None)  # ReduceLROnPlateau's copy; EpochLogger records it for every epoch
+    logger = next(c for c in callbacks if isinstance(c, EpochLogger))
+    metrics["learning_rate"] = list(logger.learning_rates)
+    eval_losses = metrics.get("val_loss", [])
+    best = min(range(len(eval_losses)), key=eval_losses.__getitem__) + 1 if eval_losses else None
+    return {
         "epochs_run": len(history.epoch),
-        "metrics": {name: [float(v) for v in values] for name, values in history.history.items()},
+        "max_epochs": logger.max_epochs,
+        "best_epoch": best,
+        "metrics": metrics,
     }
+
+
+def write_history(record: dict[str, Any], model_run_dir: str) -> None:
+    """Saves the training record beside the TensorBoard logs (read by the run report)."""
     tf.io.gfile.makedirs(model_run_dir)
     with tf.io.gfile.GFile(os.path.join(model_run_dir, HISTORY_FILE), "w") as out:
         json.dump(record, out, indent=2)
+
+
+def write_training_info(
+    record: dict[str, Any], config: TrainerConfig, saved_model_dir: str
+) -> None:
+    """Writes `assets.extra/training.json`: hyper-parameters and the epochs, for the model card."""
+    info = {
+        "hyperparameters": config.to_custom_config(),
+        "epochs_run": record["epochs_run"],
+        "best_epoch": record["best_epoch"],
+        "final_eval_accuracy": (record["metrics"].get("val_accuracy") or [None])[
+            (record["best_epoch"] or 0) - 1
+        ],
+    }
+    path = os.path.join(saved_model_dir, TRAINING_INFO_FILE)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, "w") as out:
+        json.dump(info, out, indent=2)
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -297,17 +370,20 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         fn_args.eval_files, fn_args.data_accessor, tf_transform_output, config.batch_size
     )
     model = build_keras_model(config.hidden_units, config.learning_rate, config.dropout_rate)
+    callbacks = training_callbacks(config, fn_args.model_run_dir)
     history = model.fit(
         train_dataset,
         validation_data=eval_dataset,
         epochs=config.max_epochs,
-        callbacks=training_callbacks(config, fn_args.model_run_dir),
+        callbacks=callbacks,
         verbose=0,
     )
-    write_history(history, fn_args.model_run_dir)
+    record = training_record(history, callbacks)
+    write_history(record, fn_args.model_run_dir)
     model.save(
         fn_args.serving_model_dir,
         save_format="tf",
         signatures=make_serving_signatures(model, tf_transform_output),
     )
+    write_training_info(record, config, fn_args.serving_model_dir)
     write_tflite(fn_args.serving_model_dir)

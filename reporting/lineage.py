@@ -1,7 +1,7 @@
 """Where did a released model come from? Reads the answer from ML Metadata and the release.
 
-    python -m pipeline.lineage --output-dir DIR [--model PATH] [--json]
-    python -m pipeline.lineage --output-dir DIR --list
+    python -m reporting.lineage --output-dir DIR [--model PATH] [--json]
+    python -m reporting.lineage --output-dir DIR --list
 
 Walks ML Metadata's own events from the release back to the data, as people
 read it: release -> blessing (metrics, thresholds, baseline) -> trained
@@ -34,9 +34,9 @@ from ml_metadata.metadata_store import metadata_store  # noqa: E402
 from ml_metadata.proto import metadata_store_pb2  # noqa: E402
 
 from components import evaluation_results, release  # noqa: E402
-from pipeline import run_summary  # noqa: E402
 from pipeline.config import OutputLayout  # noqa: E402
 from pipeline.modules.trainer.mnist_trainer import HISTORY_FILE  # noqa: E402
+from reporting import run_summary  # noqa: E402
 
 Artifact = metadata_store_pb2.Artifact
 

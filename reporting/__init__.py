@@ -1,0 +1,1 @@
+"""Reporting on runs and releases: run summary, lineage, HTML run report, model card."""
