@@ -2,10 +2,14 @@
 
     python local_runner.py [--output-dir DIR] [--accuracy-threshold X]
                            [--epochs N] [--mnist-dir DIR] [--beam-args "..."]
+                           [--verbose]
 
 Everything lands under --output-dir: `pipeline/` (the pipeline root),
-`metadata.db` (ML Metadata), `serving/mnist/<version>/` (released models)
-and `tfds/` (TFDS's prepared copy of MNIST, reused across runs).
+`metadata.db` (ML Metadata), `serving/mnist/<version>/` (released models),
+`tfds/` (TFDS's prepared copy of MNIST, reused across runs), `logs/<run-id>.log`
+(the run's full log) and `reports/<run-id>/index.html` (the run report).
+The terminal shows a header, a line per component, the Trainer's epochs and
+the summary; `--verbose` streams the full log instead.
 """
 
 import os
@@ -13,15 +17,24 @@ import os
 # TFX 1.16 needs tf-keras; this must be set before TensorFlow is first imported.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+from reporting import console as run_console  # noqa: E402 (imports no TensorFlow)
+
+run_console.quiet_library_startup()
+
 import argparse  # noqa: E402
 import atexit  # noqa: E402
 import dataclasses  # noqa: E402
+import datetime  # noqa: E402
 import logging  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 
+from tfx.dsl.compiler import constants as compiler_constants  # noqa: E402
 from tfx.orchestration import metadata  # noqa: E402
+from tfx.orchestration import pipeline as tfx_pipeline  # noqa: E402
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # noqa: E402
+from tfx.orchestration.portable import runtime_parameter_utils, tfx_runner  # noqa: E402
 
 from components import tfds_mnist  # noqa: E402
 from pipeline import config as pipeline_config  # noqa: E402
@@ -53,6 +66,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="DIR",
         help="folder of tf.Example TFRecord files (GZIP if *.gz, else plain) with `image` "
         "and `label` as in schemas/schema.pbtxt, added to the training data",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="stream the full log (TFX, Beam, TensorFlow) to the terminal instead of progress "
+        "lines; it is written to <output-dir>/logs/<run-id>.log either way",
     )
     parser.add_argument(
         "--beam-args",
@@ -101,13 +120,30 @@ def _reads_as_tfrecord(path: str) -> bool:
     return False
 
 
-def run(args: argparse.Namespace) -> run_summary.RunSummary:
+def new_run_id() -> str:
+    """A run id in LocalDagRunner's own format (local time, ISO 8601 with microseconds)."""
+    return datetime.datetime.now().isoformat()
+
+
+def run_with_id(pipeline: tfx_pipeline.Pipeline, run_id: str) -> None:
+    """Runs the pipeline with LocalDagRunner under a run id chosen here.
+
+    LocalDagRunner.run() picks the id itself when it starts; choosing it
+    first lets the log file and the progress console name the run before it
+    begins. This is what run() does (TFX 1.16), with the id substituted before
+    run_with_ir(), which then finds no run-id parameter left to fill.
+    """
+    pipeline_ir = tfx_runner._make_pipeline_proto(pipeline)  # noqa: SLF001 (see docstring)
+    runtime_parameter_utils.substitute_runtime_parameter(
+        pipeline_ir, {compiler_constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id}
+    )
+    LocalDagRunner().run_with_ir(pipeline_ir)
+
+
+def run(args: argparse.Namespace, run_id: str | None = None) -> run_summary.RunSummary:
     """Builds and runs the pipeline, then reads its outcome from ML Metadata."""
     layout = OutputLayout(os.path.abspath(args.output_dir))
-    config = run_flags.build_config(args)
-    config = dataclasses.replace(
-        config, data=dataclasses.replace(config.data, allow_download=args.download)
-    )
+    config = run_config(args)
     pipeline = create_pipeline(
         pipeline_root=layout.pipeline_root,
         serving_model_dir=layout.serving_model_dir,
@@ -120,32 +156,149 @@ def run(args: argparse.Namespace) -> run_summary.RunSummary:
         extra_examples_dir=os.path.abspath(args.extra_examples) if args.extra_examples else None,
         metadata_connection_config=metadata.sqlite_metadata_connection_config(layout.metadata_path),
     )
-    LocalDagRunner().run(pipeline)
-    return run_summary.latest_run_summary(layout.metadata_path, config.pipeline_name)
+    run_id = run_id or new_run_id()
+    run_with_id(pipeline, run_id)
+    return run_summary.latest_run_summary(layout.metadata_path, config.pipeline_name, run_id)
+
+
+def run_config(args: argparse.Namespace) -> pipeline_config.PipelineConfig:
+    """The PipelineConfig the flags ask for."""
+    config = run_flags.build_config(args)
+    return dataclasses.replace(
+        config, data=dataclasses.replace(config.data, allow_download=args.download)
+    )
+
+
+def header_lines(args: argparse.Namespace, run_id: str, log_path: str) -> list[str]:
+    """What the run will do, in a few lines: where, on what data, against which bar."""
+    config = run_config(args)
+    limits = [
+        f"{name} {value}"
+        for name, value in (
+            ("train limit", config.data.train_limit),
+            ("test limit", config.data.test_limit),
+        )
+        if value
+    ]
+    shown = run_summary.shown_path
+    data = f"MNIST archives in {shown(os.path.abspath(args.mnist_dir))}"
+    if args.extra_examples:
+        data += f" + extra examples in {shown(os.path.abspath(args.extra_examples))}"
+    data += f"; eval hold-out {config.data.eval_holdout_size}"
+    if limits:
+        data += f"; {', '.join(limits)}"
+    return [
+        f"MNIST pipeline run {run_id}",
+        f"  output dir   {shown(os.path.abspath(args.output_dir))}",
+        f"  data         {data}",
+        f"  training     at most {config.trainer.max_epochs} epochs, early stopping",
+        f"  release gate test accuracy >= {config.accuracy_threshold}, not worse than the "
+        "newest release",
+        f"  log          {shown(log_path)}",
+    ]
+
+
+def write_run_report(output_dir: str, run_id: str, failure: str | None) -> str:
+    """Writes the run's HTML report; returns a line saying where (or why not)."""
+    started = time.monotonic()
+    try:
+        from reporting import report
+
+        path = report.write_report(os.path.abspath(output_dir), run_id, failure)
+    except Exception as error:  # noqa: BLE001 - the run's outcome stands without its report
+        logging.exception("run report not written")
+        return f"Report: not written ({type(error).__name__}: {error})"
+    seconds = time.monotonic() - started
+    return f"Report: {run_summary.shown_path(path)} (written in {seconds:.1f} s)"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the pipeline and prints its summary.
+    """Runs the pipeline and prints its progress and summary.
 
     Exit code 0: this run's model is released (now, or by an earlier run);
     2: not blessed, nothing released; 1: the run failed, or another run holds
     the output directory; 130: interrupted (Ctrl-C).
     """
     args = parse_args(argv)
+    output_dir = os.path.abspath(args.output_dir)
+    run_id = new_run_id()
+    log_path = os.path.join(OutputLayout(output_dir).logs_dir, f"{run_id}.log")
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
     try:
-        with run_lock.hold(os.path.abspath(args.output_dir)):
-            summary = run(args)
+        with run_lock.hold(output_dir):
+            if args.verbose:
+                return _run_verbose(args, run_id, log_path)
+            return _run_quiet(args, run_id, log_path)
     except run_lock.OutputDirBusyError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+
+
+def _run_quiet(args: argparse.Namespace, run_id: str, log_path: str) -> int:
+    """The default: progress lines on the terminal, everything else in the log."""
+    metadata_path = OutputLayout(os.path.abspath(args.output_dir)).metadata_path
+    pipeline_name = run_config(args).pipeline_name
+    with run_console.output_to_log(log_path) as terminal:
+        console = run_console.RunConsole(terminal)
+        handlers = [
+            run_console.log_file_handler(sys.stderr),
+            run_console.ProgressHandler(
+                console,
+                lambda node_id: run_summary.node_state(
+                    metadata_path, pipeline_name, run_id, node_id
+                ),
+            ),
+        ]
+        with run_console.logging_to(handlers):
+            for line in header_lines(args, run_id, log_path):
+                console.line(line)
+            exit_code, outcome, failure = _outcome(args, run_id)
+            if failure is not None:
+                console.component_failed()
+            report_line = write_run_report(args.output_dir, run_id, failure)
+            if failure is not None:
+                console.error(failure)
+                console.error(f"Log: {run_summary.shown_path(log_path)}")
+                if exit_code == 1:
+                    console.error("Last log lines:")
+                    for line in run_console.relevant_log_lines(log_path):
+                        console.error(f"  {line}")
+            else:
+                console.line(outcome.render(with_components=False))
+                console.line(f"Log: {run_summary.shown_path(log_path)}")
+            console.line(report_line)
+    return exit_code
+
+
+def _run_verbose(args: argparse.Namespace, run_id: str, log_path: str) -> int:
+    """--verbose: the full log on stderr (as well as in the log file), then the summary."""
+    with open(log_path, "a", encoding="utf-8") as log:
+        handlers = [run_console.log_file_handler(sys.stderr), run_console.log_file_handler(log)]
+        with run_console.logging_to(handlers):
+            exit_code, outcome, failure = _outcome(args, run_id)
+            report_line = write_run_report(args.output_dir, run_id, failure)
+    if failure is not None:
+        print(failure, file=sys.stderr)
+        print(f"Log: {run_summary.shown_path(log_path)}", file=sys.stderr)
+    else:
+        print(outcome.render())
+        print(f"Log: {run_summary.shown_path(log_path)}")
+    print(report_line)
+    return exit_code
+
+
+def _outcome(
+    args: argparse.Namespace, run_id: str
+) -> tuple[int, run_summary.RunSummary | None, str | None]:
+    """Runs the pipeline: (exit code, summary if it finished, failure message if not)."""
+    try:
+        summary = run(args, run_id)
     except KeyboardInterrupt:
-        print("interrupted; a rerun resumes from the cache", file=sys.stderr)
-        return 130
+        return 130, None, "interrupted; a rerun resumes from the cache"
     except Exception as error:  # noqa: BLE001 - turned into a message and exit code
-        print(run_summary.explain_failure(error), file=sys.stderr)
-        return 1
-    print(summary.render())
-    return 0 if summary.pushed else 2
+        logging.exception("pipeline run failed")
+        return 1, None, run_summary.explain_failure(error)
+    return (0 if summary.pushed else 2), summary, None
 
 
 def exit_skipping_native_teardown(exit_code: int) -> None:
@@ -163,7 +316,4 @@ def exit_skipping_native_teardown(exit_code: int) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
-    logging.getLogger().setLevel(logging.INFO)
-    logging.getLogger("absl").setLevel(logging.INFO)
     exit_skipping_native_teardown(main())

@@ -154,3 +154,13 @@ class OutputLayout:
     @property
     def tfds_data_dir(self) -> str:
         return os.path.join(self.output_dir, "tfds")
+
+    @property
+    def logs_dir(self) -> str:
+        """One full log per run: `<run-id>.log`."""
+        return os.path.join(self.output_dir, "logs")
+
+    @property
+    def reports_dir(self) -> str:
+        """One HTML report per run: `<run-id>/index.html`, and `latest`."""
+        return os.path.join(self.output_dir, "reports")

@@ -72,10 +72,15 @@ class RunSummary:
         """Returns the named component's execution in this run, if any."""
         return next((c for c in self.components if c.node_id == node_id), None)
 
-    def render(self) -> str:
-        """A short human summary, printed at the end of `local_runner.py`."""
-        lines = [f"Pipeline run {self.run_id}"]
-        for component in self.components:
+    def render(self, with_components: bool = True) -> str:
+        """A short human summary, printed at the end of `local_runner.py`.
+
+        Args:
+          with_components: Include a line per component (the progress
+            console has shown them already).
+        """
+        lines = [f"Pipeline run {self.run_id}"] if with_components else []
+        for component in self.components if with_components else ():
             lines.append(
                 f"  {component.node_id:<32} {component.state:<9} {component.seconds:7.1f} s"
             )
@@ -127,11 +132,11 @@ def _node_id(store: metadata_store.MetadataStore, execution_id: int, pipeline_na
 
 
 def component_runs(
-    store: metadata_store.MetadataStore, run_context_id: int, pipeline_name: str
+    store: metadata_store.MetadataStore, contextid: int, pipeline_name: str
 ) -> list[ComponentRun]:
     """Lists the executions of one pipeline run with their output artifacts."""
     executions = sorted(
-        store.get_executions_by_context(run_context_id), key=lambda e: e.create_time_since_epoch
+        store.get_executions_by_context(contextid), key=lambda e: e.create_time_since_epoch
     )
     events = store.get_events_by_execution_ids([e.id for e in executions])
     artifact_ids = {event.artifact_id for event in events}
@@ -157,14 +162,48 @@ def component_runs(
     return runs
 
 
-def latest_run_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
-    """Summarizes the most recent run of `pipeline_name` in the store."""
-    store = connect(metadata_path)
-    runs = [c for c in store.get_contexts_by_type("pipeline_run")]
+def run_context(
+    store: metadata_store.MetadataStore, run_id: str | None = None
+) -> metadata_store_pb2.Context:
+    """The `pipeline_run` context of `run_id` (None: the newest run).
+
+    Raises:
+      LookupError: The store has no such run.
+    """
+    if run_id is not None:
+        context = store.get_context_by_type_and_name("pipeline_run", run_id)
+        if context is None:
+            raise LookupError(f"no pipeline run {run_id!r} in ML Metadata")
+        return context
+    runs = store.get_contexts_by_type("pipeline_run")
     if not runs:
-        raise LookupError(f"no pipeline run recorded in {metadata_path}")
-    run_context = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
-    components = component_runs(store, run_context.id, pipeline_name)
+        raise LookupError("no pipeline run recorded in ML Metadata")
+    return max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+
+
+def node_state(metadata_path: str, pipeline_name: str, run_id: str, node_id: str) -> str:
+    """How `node_id` ended in run `run_id`: executed, cached, failed, ... or unknown."""
+    store = connect(metadata_path)
+    try:
+        context = run_context(store, run_id)
+    except LookupError:
+        return "unknown"
+    for component in component_runs(store, context.id, pipeline_name):
+        if component.node_id == node_id:
+            return component.state
+    return "unknown"
+
+
+def latest_run_summary(
+    metadata_path: str, pipeline_name: str, run_id: str | None = None
+) -> RunSummary:
+    """Summarizes run `run_id` of `pipeline_name` (None: the most recent run)."""
+    store = connect(metadata_path)
+    try:
+        context = run_context(store, run_id)
+    except LookupError as error:
+        raise LookupError(f"{error} ({metadata_path})") from None
+    components = component_runs(store, context.id, pipeline_name)
     by_node = {c.node_id: c for c in components}
     evaluation = by_node.get("Evaluator")
     accuracy, blessed, failures, per_digit, confusions = None, False, [], {}, {}
@@ -187,7 +226,7 @@ def latest_run_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
             version = properties["pushed_version"].string_value
             released_now = pushed and pusher.state == "executed"
     return RunSummary(
-        run_id=run_context.name,
+        run_id=context.name,
         components=components,
         test_accuracy=accuracy,
         blessed=blessed,
