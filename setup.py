@@ -20,5 +20,7 @@ setuptools.setup(
         ]
     ),
     py_modules=["local_runner"],
+    # The report's and model card's jinja2 templates.
+    package_data={"reporting": ["templates/*.j2"]},
     include_package_data=False,
 )

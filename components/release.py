@@ -21,6 +21,10 @@ import tensorflow as tf
 
 MANIFEST_DIR = "assets.extra"
 MANIFEST_FILE = "release.json"
+TRAINING_INFO_FILE = "training.json"
+"""The Trainer's record in a model's `assets.extra/`: hyper-parameters, epochs
+run, best epoch. Named here, not imported: mnist_trainer.TRAINING_INFO_FILE
+writes it, and components do not import the `pipeline/` package."""
 STAGING_DIR = ".staging"
 RUN_STARTED_ENV = "MNIST_PIPELINE_RUN_STARTED"
 """Set by a runner that holds the output directory's lock: when it started
@@ -108,13 +112,21 @@ def newest_release(serving_dir: str) -> Release | None:
     return releases[-1] if releases else None
 
 
-def read_manifest(release_dir: str) -> dict[str, Any] | None:
-    """The manifest of a release, or None when it has none."""
-    path = manifest_path(release_dir)
+def _read_json(path: str) -> dict[str, Any] | None:
     if not tf.io.gfile.exists(path):
         return None
     with tf.io.gfile.GFile(path) as source:
         return json.load(source)
+
+
+def read_manifest(release_dir: str) -> dict[str, Any] | None:
+    """The manifest of a release, or None when it has none."""
+    return _read_json(manifest_path(release_dir))
+
+
+def read_training_info(model_dir: str) -> dict[str, Any] | None:
+    """The Trainer's `assets.extra/training.json` in a SavedModel dir, or None without one."""
+    return _read_json(os.path.join(model_dir, MANIFEST_DIR, TRAINING_INFO_FILE))
 
 
 def write_manifest(release_dir: str, manifest: dict[str, Any]) -> None:

@@ -14,9 +14,10 @@ the push:
    `saved_model.pb` and `variables/`), nothing is copied: the PushedModel
    records `already_released = 1` with that version and directory.
 2. Otherwise the model is copied into a staging directory unique to this
-   push (`<base>/.staging/<version>-<random>`), the release manifest is
-   written into its `assets.extra/release.json`, and the directory is renamed
-   to `<base>/<version>`, so a version appears whole or not at all.
+   push (`<base>/.staging/<version>-<random>`), the release manifest and the
+   model card rendered from it are written into its `assets.extra/`
+   (`release.json`, `model_card.md`, `model_card.html`), and the directory is
+   renamed to `<base>/<version>`, so a version appears whole or not at all.
 Versions are Unix seconds, bumped past the newest existing version.
 """
 
@@ -39,6 +40,7 @@ from tfx.utils import io_utils, path_utils
 from components import evaluation_results, faults, release
 from components.latest_release import has_release
 from components.source_fingerprint import FingerprintDriver
+from reporting import model_card
 
 SERVING_MODEL_DIR_KEY = "serving_model_dir"
 EVALUATION_KEY = "evaluation"
@@ -95,7 +97,13 @@ def build_manifest(
     input_dict: dict[str, list[types.Artifact]],
     pipeline_run_id: str | None,
 ) -> dict[str, Any]:
-    """What a release says about itself: model, metrics, gates, baseline, data, lineage."""
+    """What a release says about itself, and all its model card shows.
+
+    Model, training (the Trainer's training.json, when the model has one),
+    metrics overall and per digit, each digit's most frequent confusion,
+    gates, baseline (with its accuracies when it was evaluated), TFLite,
+    serving check, data and lineage.
+    """
     model = _single(input_dict, standard_component_specs.MODEL_KEY)
     blessing = _single(input_dict, standard_component_specs.MODEL_BLESSING_KEY)
     evaluation = _single(input_dict, EVALUATION_KEY)
@@ -113,10 +121,12 @@ def build_manifest(
         },
     }
     if evaluation is not None:
-        manifest["test_accuracy"] = evaluation_results.overall_accuracy(evaluation.uri)
-        manifest["per_digit_accuracy"] = {
-            str(digit): accuracy
-            for digit, accuracy in evaluation_results.digit_accuracy(evaluation.uri).items()
+        manifest.update(_accuracies(evaluation.uri))
+        manifest["confusions"] = {
+            str(digit): [predicted, count]
+            for digit, (predicted, count) in evaluation_results.top_confusions(
+                evaluation.uri
+            ).items()
         }
         manifest["thresholds"] = evaluation_results.gates_of_evaluation(evaluation.uri)
         manifest["lineage"]["evaluation"] = {"id": evaluation.id, "uri": evaluation.uri}
@@ -125,10 +135,16 @@ def build_manifest(
             "version": int(baseline.get_string_custom_property("release_version")),
             "model_fingerprint": baseline.get_string_custom_property("model_fingerprint"),
         }
+        if evaluation is not None:
+            manifest["baseline"].update(_accuracies(evaluation.uri, baseline=True))
+    training = release.read_training_info(path_utils.serving_model_path(model.uri))
+    if training is not None:
+        manifest["training"] = training
     tflite_evaluation = _single(input_dict, TFLITE_EVALUATION_KEY)
     if tflite_evaluation is not None:
         manifest["tflite"] = {
             "test_accuracy": evaluation_results.overall_accuracy(tflite_evaluation.uri),
+            "thresholds": evaluation_results.gates_of_evaluation(tflite_evaluation.uri),
             "bytes": _tflite_sizes(input_dict),
         }
     infra_blessing = _single(input_dict, standard_component_specs.INFRA_BLESSING_KEY)
@@ -148,6 +164,19 @@ def build_manifest(
         }
         manifest["lineage"]["examples"] = {"id": examples.id, "uri": examples.uri}
     return manifest
+
+
+def _accuracies(evaluation_uri: str, baseline: bool = False) -> dict[str, Any]:
+    """Overall and per-digit test accuracy of the candidate (or the baseline)."""
+    return {
+        "test_accuracy": evaluation_results.overall_accuracy(evaluation_uri, baseline=baseline),
+        "per_digit_accuracy": {
+            str(digit): accuracy
+            for digit, accuracy in evaluation_results.digit_accuracy(
+                evaluation_uri, baseline=baseline
+            ).items()
+        },
+    }
 
 
 def _tflite_sizes(input_dict: dict[str, list[types.Artifact]]) -> dict[str, int]:
@@ -191,9 +220,14 @@ def next_version(serving_model_dir: str) -> int:
 
 
 def stage_release(model_dir: str, staging_dir: str, manifest: dict[str, Any]) -> None:
-    """Copies the model (saved_model.pb last, as TFX does) and its manifest."""
+    """Copies the model, then its manifest and model card, then saved_model.pb.
+
+    saved_model.pb last, as TFX does: a directory without it is no release,
+    so no release exists without its manifest and card.
+    """
     io_utils.copy_dir(model_dir, staging_dir, deny_regex_patterns=[r"saved_model\.pb"])
     release.write_manifest(staging_dir, manifest)
+    model_card.write_model_card(staging_dir, manifest)
     faults.pause(faults.RELEASE_MID_COPY)
     io_utils.copy_file(
         os.path.join(model_dir, "saved_model.pb"), os.path.join(staging_dir, "saved_model.pb")

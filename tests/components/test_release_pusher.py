@@ -1,5 +1,6 @@
 """ReleasePusher's executor: a blessed model is released once, whole, with a manifest."""
 
+import json
 import os
 import signal
 import time
@@ -8,7 +9,8 @@ import pytest
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils, path_utils
 
-from components import faults, release, release_pusher
+from components import evaluation_results, faults, release, release_pusher
+from reporting import model_card
 from tests.components.fake_saved_model import write_fake_saved_model
 
 
@@ -239,3 +241,109 @@ def test_on_an_object_store_the_release_is_copied_with_saved_model_pb_last(tmp_p
     assert not tf.io.gfile.exists(staged)
     assert release.model_fingerprint(final) == release.model_fingerprint(local)
     assert release.read_manifest(final) == {"version": 5}
+
+
+def test_a_release_carries_its_model_card_naming_version_and_fingerprint(tmp_path, serving_dir):
+    pushed = push(tmp_path, serving_dir, trained_model(tmp_path))
+    final = pushed.get_string_custom_property("pushed_destination")
+    version = pushed.get_string_custom_property("pushed_version")
+    fingerprint = release.read_manifest(final)["model_fingerprint"]
+    for name in (model_card.MARKDOWN_FILE, model_card.HTML_FILE):
+        with open(os.path.join(final, release.MANIFEST_DIR, name)) as card:
+            text = card.read()
+        assert f"release {version}" in text
+        assert fingerprint in text
+        assert "first release" in text
+
+
+def test_the_model_card_is_staged_before_saved_model_pb(tmp_path, serving_dir, monkeypatch):
+    seen = []
+    real_write_model_card = model_card.write_model_card
+
+    def recording_write_model_card(staging_dir, manifest):
+        seen.append(os.path.exists(os.path.join(staging_dir, "saved_model.pb")))
+        seen.append(os.path.exists(release.manifest_path(staging_dir)))
+        return real_write_model_card(staging_dir, manifest)
+
+    monkeypatch.setattr(model_card, "write_model_card", recording_write_model_card)
+    push(tmp_path, serving_dir, trained_model(tmp_path))
+    assert seen == [False, True]  # no saved_model.pb yet; the manifest already there
+
+
+def test_a_failing_model_card_leaves_no_version_dir(tmp_path, serving_dir, monkeypatch):
+    def fake_failing_write_model_card(staging_dir, manifest):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(model_card, "write_model_card", fake_failing_write_model_card)
+    with pytest.raises(OSError, match="disk full"):
+        push(tmp_path, serving_dir, trained_model(tmp_path))
+    assert release.list_releases(serving_dir) == []
+
+
+def test_the_manifest_records_the_trainers_training_info(tmp_path, serving_dir):
+    model = trained_model(tmp_path)
+    info = {
+        "hyperparameters": {"hidden_units": [50, 50], "learning_rate": 0.001},
+        "epochs_run": 3,
+        "best_epoch": 2,
+        "final_eval_accuracy": 0.9,
+    }
+    info_path = os.path.join(
+        path_utils.serving_model_path(model.uri), release.MANIFEST_DIR, release.TRAINING_INFO_FILE
+    )
+    os.makedirs(os.path.dirname(info_path))
+    with open(info_path, "w") as out:
+        json.dump(info, out)
+    pushed = push(tmp_path, serving_dir, model)
+    final = pushed.get_string_custom_property("pushed_destination")
+    assert release.read_manifest(final)["training"] == info
+    with open(os.path.join(final, release.MANIFEST_DIR, model_card.MARKDOWN_FILE)) as card:
+        assert "| learning_rate | 0.001 |" in card.read()
+
+
+def test_without_training_info_the_manifest_has_no_training_key(tmp_path, serving_dir):
+    pushed = push(tmp_path, serving_dir, trained_model(tmp_path))
+    assert "training" not in release.read_manifest(
+        pushed.get_string_custom_property("pushed_destination")
+    )
+
+
+def test_the_manifest_records_confusions_and_the_baselines_accuracies(tmp_path, monkeypatch):
+    """TFMA's readers are faked: what matters here is where their figures land."""
+
+    def fake_overall_accuracy(uri, baseline=False):
+        return 0.97 if baseline else 0.98
+
+    def fake_digit_accuracy(uri, baseline=False):
+        return {8: 0.95 if baseline else 0.96}
+
+    monkeypatch.setattr(evaluation_results, "overall_accuracy", fake_overall_accuracy)
+    monkeypatch.setattr(evaluation_results, "digit_accuracy", fake_digit_accuracy)
+    monkeypatch.setattr(evaluation_results, "top_confusions", lambda uri: {8: (0, 7)})
+    monkeypatch.setattr(evaluation_results, "gates_of_evaluation", lambda uri: ["gate"])
+    evaluation = standard_artifacts.ModelEvaluation()
+    evaluation.uri = str(tmp_path / "evaluation")
+    baseline = standard_artifacts.Model()
+    baseline.set_int_custom_property("has_release", 1)
+    baseline.set_string_custom_property("release_version", "5")
+    baseline.set_string_custom_property("model_fingerprint", "abc")
+    blessing = standard_artifacts.ModelBlessing()
+    input_dict = {
+        "model": [trained_model(tmp_path)],
+        "model_blessing": [blessing],
+        "evaluation": [evaluation],
+        "baseline_model": [baseline],
+    }
+
+    manifest = release_pusher.build_manifest(6, "def", input_dict, "run-1")
+
+    assert manifest["test_accuracy"] == 0.98
+    assert manifest["per_digit_accuracy"] == {"8": 0.96}
+    assert manifest["confusions"] == {"8": [0, 7]}
+    assert manifest["baseline"] == {
+        "version": 5,
+        "model_fingerprint": "abc",
+        "test_accuracy": 0.97,
+        "per_digit_accuracy": {"8": 0.95},
+    }
+    assert json.loads(json.dumps(manifest)) == manifest  # JSON as written, lists not tuples
