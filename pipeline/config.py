@@ -38,6 +38,11 @@ class TrainerConfig:
     lr_plateau_patience: int = 3
     lr_plateau_factor: float = 0.5
     min_learning_rate: float = 1e-5
+    lr_schedule: str = "plateau"
+    """"plateau": halve the LR after lr_plateau_patience flat epochs;
+    "cosine": linear warm-up over warmup_epochs to learning_rate, then cosine
+    decay to min_learning_rate at max_epochs."""
+    warmup_epochs: int = 0
     seed: int = 42
 
     def to_custom_config(self) -> dict[str, Any]:

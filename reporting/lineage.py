@@ -29,13 +29,12 @@ import json  # noqa: E402
 import sys  # noqa: E402
 from typing import Any  # noqa: E402
 
-import tensorflow as tf  # noqa: E402
 from ml_metadata.metadata_store import metadata_store  # noqa: E402
 from ml_metadata.proto import metadata_store_pb2  # noqa: E402
 
 from components import evaluation_results, release  # noqa: E402
 from pipeline.config import OutputLayout  # noqa: E402
-from pipeline.modules.trainer.mnist_trainer import HISTORY_FILE  # noqa: E402
+from pipeline.modules.trainer import mnist_trainer  # noqa: E402
 from reporting import run_summary  # noqa: E402
 
 Artifact = metadata_store_pb2.Artifact
@@ -53,13 +52,13 @@ class Step:
     details: dict[str, Any]
 
 
-def _time(milliseconds: int) -> str:
+def iso_time(milliseconds: int) -> str:
     return datetime.datetime.fromtimestamp(milliseconds / 1000, datetime.UTC).isoformat(
         timespec="seconds"
     )
 
 
-def _property(artifact_or_execution, name: str) -> Any:
+def artifact_property(artifact_or_execution, name: str) -> Any:
     value = artifact_or_execution.custom_properties.get(name)
     if value is None:
         value = artifact_or_execution.properties.get(name)
@@ -119,13 +118,16 @@ class Lineage:
             artifact.id,
             self.type_name(artifact),
             artifact.uri,
-            _time(artifact.create_time_since_epoch),
+            iso_time(artifact.create_time_since_epoch),
             details,
         )
 
 
 def _released_by(artifact: Artifact) -> bool:
-    return _property(artifact, "pushed") == 1 or _property(artifact, "already_released") == 1
+    return (
+        artifact_property(artifact, "pushed") == 1
+        or artifact_property(artifact, "already_released") == 1
+    )
 
 
 def find_release(store: metadata_store.MetadataStore, model_path: str | None = None) -> Artifact:
@@ -141,12 +143,14 @@ def find_release(store: metadata_store.MetadataStore, model_path: str | None = N
     if model_path:
         wanted = os.path.normpath(os.path.abspath(model_path))
         pushed = [
-            a for a in pushed if os.path.normpath(str(_property(a, "pushed_destination"))) == wanted
+            a
+            for a in pushed
+            if os.path.normpath(str(artifact_property(a, "pushed_destination"))) == wanted
         ]
     if not pushed:
         where = f" to {model_path}" if model_path else ""
         raise LookupError(f"no model was pushed{where} according to this ML Metadata store")
-    return max(pushed, key=lambda a: (_property(a, "pushed") == 1, a.id))
+    return max(pushed, key=lambda a: (artifact_property(a, "pushed") == 1, a.id))
 
 
 def _rounded(value: float | None) -> float | None:
@@ -154,13 +158,8 @@ def _rounded(value: float | None) -> float | None:
 
 
 def _epochs_run(model_run: Artifact | None) -> int | None:
-    if model_run is None:
-        return None
-    path = os.path.join(model_run.uri, HISTORY_FILE)
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as source:
-        return json.load(source)["epochs_run"]
+    record = mnist_trainer.read_history(model_run.uri) if model_run is not None else None
+    return record["epochs_run"] if record else None
 
 
 def trace_release(store: metadata_store.MetadataStore, pushed_model: Artifact) -> list[Step]:
@@ -172,9 +171,9 @@ def trace_release(store: metadata_store.MetadataStore, pushed_model: Artifact) -
     release_step = lineage.step(
         "release",
         pushed_model,
-        pushed_destination=_property(pushed_model, "pushed_destination"),
-        pushed_version=_property(pushed_model, "pushed_version"),
-        model_fingerprint=_property(pushed_model, "model_fingerprint"),
+        pushed_destination=artifact_property(pushed_model, "pushed_destination"),
+        pushed_version=artifact_property(pushed_model, "pushed_version"),
+        model_fingerprint=artifact_property(pushed_model, "model_fingerprint"),
     )
     return [release_step, *trace_model(lineage, model, blessing)]
 
@@ -241,7 +240,7 @@ def trace_model(lineage: Lineage, model: Artifact, blessing: Artifact) -> list[S
         lineage.step(
             "blessing",
             blessing,
-            blessed=_property(blessing, "blessed") == 1,
+            blessed=artifact_property(blessing, "blessed") == 1,
             test_accuracy=_rounded(evaluation_results.overall_accuracy(evaluation.uri)),
             per_digit_accuracy={
                 digit: _rounded(accuracy)
@@ -260,7 +259,7 @@ def trace_model(lineage: Lineage, model: Artifact, blessing: Artifact) -> list[S
         lineage.step(
             "model",
             model,
-            hyper_parameters=json.loads(_property(trainer, "custom_config") or "{}"),
+            hyper_parameters=json.loads(artifact_property(trainer, "custom_config") or "{}"),
             epochs_run=_epochs_run(model_run),
         )
     )
@@ -271,7 +270,8 @@ def trace_model(lineage: Lineage, model: Artifact, blessing: Artifact) -> list[S
         lineage.step(
             "transform_graph",
             transform_graph,
-            module=_property(transform, "module_path") or _property(transform, "preprocessing_fn"),
+            module=artifact_property(transform, "module_path")
+            or artifact_property(transform, "preprocessing_fn"),
         )
     )
 
@@ -282,10 +282,10 @@ def trace_model(lineage: Lineage, model: Artifact, blessing: Artifact) -> list[S
         lineage.step(
             "examples",
             examples,
-            splits=json.loads(_property(examples, "split_names") or "[]")
-            if isinstance(_property(examples, "split_names"), str)
+            splits=json.loads(artifact_property(examples, "split_names") or "[]")
+            if isinstance(artifact_property(examples, "split_names"), str)
             else None,
-            split_counts=json.loads(_property(examples, "split_counts") or "{}"),
+            split_counts=json.loads(artifact_property(examples, "split_counts") or "{}"),
             extra_examples=({"id": extra[0].id, "uri": extra[0].uri} if extra else None),
         )
     )
@@ -293,10 +293,10 @@ def trace_model(lineage: Lineage, model: Artifact, blessing: Artifact) -> list[S
         lineage.step(
             "tfds_dataset",
             examples,
-            tfds_name=_property(examples, "tfds_name"),
-            tfds_version=_property(examples, "tfds_version"),
-            archive_sha256=json.loads(_property(examples, "archive_sha256") or "{}"),
-            archive_source=_property(examples, "archive_source"),
+            tfds_name=artifact_property(examples, "tfds_name"),
+            tfds_version=artifact_property(examples, "tfds_version"),
+            archive_sha256=json.loads(artifact_property(examples, "archive_sha256") or "{}"),
+            archive_source=artifact_property(examples, "archive_source"),
         )
     )
     return steps
@@ -304,12 +304,12 @@ def trace_model(lineage: Lineage, model: Artifact, blessing: Artifact) -> list[S
 
 def _baseline(baselines: list[Artifact]) -> dict[str, Any] | None:
     """The release the candidate was compared with (LatestRelease's output), if any."""
-    if not baselines or _property(baselines[0], "has_release") != 1:
+    if not baselines or artifact_property(baselines[0], "has_release") != 1:
         return None
     return {
         "id": baselines[0].id,
-        "release_version": _property(baselines[0], "release_version"),
-        "model_fingerprint": _property(baselines[0], "model_fingerprint"),
+        "release_version": artifact_property(baselines[0], "release_version"),
+        "model_fingerprint": artifact_property(baselines[0], "model_fingerprint"),
     }
 
 
@@ -322,7 +322,7 @@ def list_runs(store: metadata_store.MetadataStore, pipeline_name: str) -> list[d
         by_node = {c.node_id: c for c in components}
         row: dict[str, Any] = {
             "run_id": run.name,
-            "time": _time(run.create_time_since_epoch),
+            "time": iso_time(run.create_time_since_epoch),
             "test_accuracy": None,
             "blessed": None,
             "pushed": None,
@@ -333,15 +333,15 @@ def list_runs(store: metadata_store.MetadataStore, pipeline_name: str) -> list[d
         if evaluator and "evaluation" in evaluator.outputs:
             uri = evaluator.outputs["evaluation"].uri
             row["test_accuracy"] = evaluation_results.overall_accuracy(uri)
-            row["blessed"] = _property(evaluator.outputs["blessing"], "blessed") == 1
+            row["blessed"] = artifact_property(evaluator.outputs["blessing"], "blessed") == 1
             row["reason"] = "; ".join(evaluation_results.validation_failures(uri))
         pusher = by_node.get("Pusher")
         if pusher and "pushed_model" in pusher.outputs:
             pushed_model = pusher.outputs["pushed_model"]
             if _released_by(pushed_model):
-                again = pusher.state == "cached" or _property(pushed_model, "pushed") != 1
+                again = pusher.state == "cached" or artifact_property(pushed_model, "pushed") != 1
                 note = " (already released)" if again else ""
-                row["pushed"] = f"{_property(pushed_model, 'pushed_destination')}{note}"
+                row["pushed"] = f"{artifact_property(pushed_model, 'pushed_destination')}{note}"
         if failed:
             row["reason"] = f"stopped: {', '.join(failed)} failed"
         elif not pusher:

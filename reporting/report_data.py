@@ -29,7 +29,8 @@ from components.anomaly_gate import Anomaly, read_anomalies
 from components.mnist_example_gen import SPLIT_TEST, SPLIT_TRAIN, SPLITS
 from pipeline import features
 from pipeline.config import PIPELINE_NAME, OutputLayout
-from pipeline.modules.trainer.mnist_trainer import CLASSES, HISTORY_FILE, PROBABILITIES
+from pipeline.modules.trainer import mnist_trainer
+from pipeline.modules.trainer.mnist_trainer import CLASSES, PROBABILITIES
 from reporting import lineage, model_card, run_summary
 
 SECTION_IDS = (
@@ -199,7 +200,7 @@ class ReportData:
 
 def _property(artifact: metadata_store_pb2.Artifact, name: str):
     """A (custom) property's value, JSON strings decoded; None when unset."""
-    value = lineage._property(artifact, name)
+    value = lineage.artifact_property(artifact, name)
     if isinstance(value, str) and value[:1] in "[{":
         return json.loads(value)
     return value
@@ -334,11 +335,9 @@ def _training(runs: dict[str, run_summary.ComponentRun]) -> TrainingHistory | No
     model_run = _output(runs, "Trainer", "model_run")
     if model_run is None:
         return None
-    path = os.path.join(model_run.uri, HISTORY_FILE)
-    if not tf.io.gfile.exists(path):
+    record = mnist_trainer.read_history(model_run.uri)
+    if record is None:
         return None
-    with tf.io.gfile.GFile(path) as source:
-        record = json.load(source)
     return TrainingHistory(
         epochs_run=record["epochs_run"],
         max_epochs=record.get("max_epochs"),
@@ -588,7 +587,7 @@ def gather(output_dir: str, run_id: str | None = None, failure: str | None = Non
 
     return ReportData(
         run_id=run.name,
-        created=lineage._time(run.create_time_since_epoch),
+        created=lineage.iso_time(run.create_time_since_epoch),
         output_dir=output_dir,
         outcome=outcome,
         components=components,

@@ -6,6 +6,7 @@ typed helpers below, which unit tests call directly.
 
 import json
 import logging
+import math
 import os
 import time
 from typing import Any
@@ -185,20 +186,46 @@ class EpochLogger(tf.keras.callbacks.Callback):
         )
 
 
+def cosine_learning_rate(config: TrainerConfig, epoch: int) -> float:
+    """Linear warm-up to config.learning_rate, then cosine decay to min_learning_rate.
+
+    Args:
+      config: learning_rate, min_learning_rate, warmup_epochs, max_epochs.
+      epoch: 0-based epoch index.
+    """
+    if epoch < config.warmup_epochs:
+        return config.learning_rate * (epoch + 1) / (config.warmup_epochs + 1)
+    decay_epochs = max(1, config.max_epochs - config.warmup_epochs - 1)
+    progress = min(1.0, (epoch - config.warmup_epochs) / decay_epochs)
+    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+    return config.min_learning_rate + (config.learning_rate - config.min_learning_rate) * cosine
+
+
+def learning_rate_callback(config: TrainerConfig) -> tf.keras.callbacks.Callback:
+    """The LR schedule config.lr_schedule names ("plateau" or "cosine")."""
+    if config.lr_schedule == "cosine":
+        return tf.keras.callbacks.LearningRateScheduler(
+            lambda epoch: cosine_learning_rate(config, epoch)
+        )
+    if config.lr_schedule == "plateau":
+        return tf.keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss",
+            factor=config.lr_plateau_factor,
+            patience=config.lr_plateau_patience,
+            min_lr=config.min_learning_rate,
+        )
+    raise ValueError(f"lr_schedule {config.lr_schedule!r}: expected 'plateau' or 'cosine'")
+
+
 def training_callbacks(config: TrainerConfig, log_dir: str) -> list[tf.keras.callbacks.Callback]:
-    """Early stopping on eval loss (best weights restored), LR drop, logs."""
+    """Early stopping on eval loss (best weights restored), LR schedule, logs."""
     return [
         tf.keras.callbacks.EarlyStopping(
             monitor="val_loss",
             patience=config.early_stopping_patience,
             restore_best_weights=True,
         ),
-        tf.keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss",
-            factor=config.lr_plateau_factor,
-            patience=config.lr_plateau_patience,
-            min_lr=config.min_learning_rate,
-        ),
+        learning_rate_callback(config),
         tf.keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"),
         EpochLogger(config.max_epochs),
     ]
@@ -326,6 +353,15 @@ def write_history(record: dict[str, Any], model_run_dir: str) -> None:
     tf.io.gfile.makedirs(model_run_dir)
     with tf.io.gfile.GFile(os.path.join(model_run_dir, HISTORY_FILE), "w") as out:
         json.dump(record, out, indent=2)
+
+
+def read_history(model_run_dir: str) -> dict[str, Any] | None:
+    """The training record `write_history` saved, or None if there is none."""
+    path = os.path.join(model_run_dir, HISTORY_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as source:
+        return json.load(source)
 
 
 def write_training_info(
