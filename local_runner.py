@@ -150,7 +150,7 @@ def run(args: argparse.Namespace, run_id: str | None = None) -> run_summary.RunS
         mnist_dir=os.path.abspath(args.mnist_dir),
         tfds_data_dir=os.path.abspath(args.tfds_data_dir or layout.tfds_data_dir),
         schema_file=pipeline_config.SCHEMA_FILE,
-        user_code=pipeline_config.UserCode.module_files(),
+        user_code=pipeline_config.UserCode.import_paths(),
         config=config,
         beam_pipeline_args=shlex.split(args.beam_args) if args.beam_args else None,
         extra_examples_dir=os.path.abspath(args.extra_examples) if args.extra_examples else None,
@@ -223,9 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     output_dir = os.path.abspath(args.output_dir)
     run_id = new_run_id()
     log_path = os.path.join(OutputLayout(output_dir).logs_dir, f"{run_id}.log")
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
     try:
         with run_lock.hold(output_dir):
+            os.makedirs(os.path.dirname(log_path), exist_ok=True)
             if args.verbose:
                 return _run_verbose(args, run_id, log_path)
             return _run_quiet(args, run_id, log_path)

@@ -1,15 +1,20 @@
-"""Benchmark: the pipeline against the plain Keras script, side by side, one run.
+"""Benchmark: the pipeline against the blog's script and a plain Keras script, one run.
 
-    python benchmarks/benchmark.py [--json FILE] [--smoke]
+    python benchmarks/benchmark.py [--json FILE] [--keep-full-run DIR] [--smoke]
 
-Runs on this machine, in one invocation: (1) the plain script from the
-archives, (2) the full pipeline in a fresh output dir (wall time, per-component
-times from ML Metadata, peak memory of the process tree), (3) the same pipeline
-again (cached), (4) Transform throughput against a tf.data map doing the same
-scaling, (5) serving latency of the pushed model in a fresh process against the
-Keras model called directly, (6) pipeline time at 10%, 50% and 100% of the
-training data. Prints a table and the ratios. `--smoke` runs everything on a
-tiny slice (for tests); its figures mean nothing.
+Runs on this machine, in one invocation: (0) the blog post's script
+(benchmarks/seed_recipe.py) from the archives, (1) the plain Keras script
+with the pipeline's own model and training recipe, from the archives, (2) the
+full pipeline in a fresh output dir, TFDS prepared from the archives too (wall
+time, per-component times from ML Metadata, where each component's seconds
+go from its log (benchmarks/profile_log.py), peak memory of the process tree),
+(3) the same pipeline again (cached), (4) Transform throughput against a
+tf.data map doing the same scaling, (5) serving latency of the pushed model in
+a fresh process against the Keras model called directly, (6) pipeline time at
+10% and 50% of the training data (TFDS dir reused). Prints a table and the
+ratios. `--keep-full-run DIR` keeps the full run's output dir (its log,
+report and release) and its terminal output in DIR/console.txt. `--smoke`
+runs everything on a tiny slice (for tests); its figures mean nothing.
 """
 
 import os
@@ -32,6 +37,7 @@ import psutil  # noqa: E402
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from benchmarks import profile_log  # noqa: E402
 from pipeline import config, features  # noqa: E402
 from reporting import run_summary  # noqa: E402
 
@@ -116,6 +122,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--smoke", action="store_true", help="tiny data, for tests only")
+    parser.add_argument(
+        "--keep-full-run", metavar="DIR", help="run the full pipeline in DIR (new) and keep it"
+    )
     args = parser.parse_args()
     smoke_flags = (
         [
@@ -139,6 +148,17 @@ def main() -> int:
         "smoke": args.smoke,
     }
     with tempfile.TemporaryDirectory() as scratch:
+        # 0. The blog's script, from the archives (its own fresh TFDS dir).
+        seed = run_measured(
+            [
+                sys.executable,
+                "benchmarks/seed_recipe.py",
+                *[f for f in smoke_flags if f.startswith(("--train-limit", "--test-limit"))],
+                *(["--epochs=1"] if args.smoke else []),
+            ]
+        )
+        seed_result = _json_line(seed.stdout)
+
         # 1. Plain script, from the archives (its own fresh TFDS dir).
         plain = run_measured(
             [
@@ -150,12 +170,17 @@ def main() -> int:
         plain_result = _json_line(plain.stdout)
 
         # 2. Full pipeline, fresh output dir, TFDS prepared from the archives too.
-        full_dir = f"{scratch}/full"
+        full_dir = os.path.abspath(args.keep_full_run) if args.keep_full_run else f"{scratch}/full"
         full = run_pipeline(full_dir, None, smoke_flags)
+        if args.keep_full_run:
+            pathlib.Path(full_dir, "console.txt").write_text(full.stdout)
         summary = run_summary.latest_run_summary(
             config.OutputLayout(full_dir).metadata_path, "mnist"
         )
         component_s = {c.node_id: c.seconds for c in summary.components}
+        log_path = os.path.join(config.OutputLayout(full_dir).logs_dir, f"{summary.run_id}.log")
+        with open(log_path, encoding="utf-8", errors="replace") as log:
+            profile = profile_log.profile(log.read().splitlines())
 
         # 3. The same again: fully cached.
         cached = run_pipeline(full_dir, None, smoke_flags)
@@ -195,6 +220,7 @@ def main() -> int:
     results.update(
         {
             "wall_s": {
+                "seed": seed.wall_s,
                 "plain": plain.wall_s,
                 "pipeline": full.wall_s,
                 "pipeline_cached": cached.wall_s,
@@ -202,7 +228,21 @@ def main() -> int:
             "components_s": component_s,
             "accuracy": {
                 "pipeline_test": summary.test_accuracy,
+                "seed_test": seed_result["test_accuracy"],
                 "plain_test": plain_result["test_accuracy"],
+            },
+            "epochs_run": {
+                "pipeline": _epochs_run(summary),
+                "seed": seed_result["epochs_run"],
+            },
+            "profile": {
+                item.name: {
+                    "seconds": round(item.seconds, 1),
+                    **{phase: round(value, 1) for phase, value in item.phases.items()},
+                    "epochs": round(sum(item.epochs), 1),
+                    "rest": round(item.rest, 1),
+                }
+                for item in profile
             },
             "memory": {"peak_gb": full.peak_gb, "plain_peak_gb": plain.peak_gb},
             "throughput": {
@@ -212,7 +252,9 @@ def main() -> int:
             "serving": serving,
             "growth_wall_s": growth,
             "ratios": {
+                "pipeline_over_seed": round(full.wall_s / seed.wall_s, 2),
                 "pipeline_over_plain": round(full.wall_s / plain.wall_s, 2),
+                "tenth_over_full": round(growth["10%"] / full.wall_s, 2),
                 "cached_over_full": round(cached.wall_s / full.wall_s, 3),
                 "transform_over_tfdata": round(transform_rate / tfdata_rate, 3),
                 "serving_p50_over_direct": round(
@@ -222,15 +264,29 @@ def main() -> int:
         }
     )
     print(render(results))
+    print(profile_log.render(profile))
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0
+
+
+def _epochs_run(summary: run_summary.RunSummary) -> int | None:
+    """How many epochs the pipeline's Trainer ran (its training_history.json)."""
+    from pipeline.modules.trainer import mnist_trainer
+
+    trainer = summary.component("Trainer")
+    if trainer is None or "model_run" not in trainer.outputs:
+        return None
+    record = mnist_trainer.read_history(trainer.outputs["model_run"].uri)
+    return record["epochs_run"] if record else None
 
 
 def render(results: dict) -> str:
     wall, ratios = results["wall_s"], results["ratios"]
     lines = [
         f"machine: {results['machine']}",
+        f"{'blog script (seed_recipe.py)':<34} {wall['seed']:8.1f} s  test acc "
+        f"{results['accuracy']['seed_test']:.4f}  epochs {results['epochs_run']['seed']}",
         f"{'plain Keras script':<34} {wall['plain']:8.1f} s  test acc "
         f"{results['accuracy']['plain_test']:.4f}  peak {results['memory']['plain_peak_gb']} GB",
         f"{'pipeline, full run':<34} {wall['pipeline']:8.1f} s  test acc "

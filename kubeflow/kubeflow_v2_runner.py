@@ -99,7 +99,11 @@ def compile_pipeline(args: argparse.Namespace) -> str:
     """Builds the pipeline and writes the KFP v2 spec; returns the file's path."""
     config = run_flags.build_config(args)
     project_dir = args.image_project_dir.rstrip("/")
-    beam_args = shlex.split(args.beam_args) if args.beam_args is not None else None
+    beam_args = (
+        shlex.split(args.beam_args)
+        if args.beam_args is not None
+        else list(pipeline_config.default_beam_args(project_dir))
+    )
     pipeline = create_pipeline(
         pipeline_root=args.pipeline_root,
         serving_model_dir=args.serving_dir,

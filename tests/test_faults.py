@@ -37,6 +37,8 @@ def _start(output_dir, tfds_data_dir, mnist_dir, log_path, fault: str | None = N
         f"--tfds-data-dir={tfds_data_dir}",
         f"--mnist-dir={mnist_dir}",
         *SMALL_RUN_FLAGS,
+        # The full log on the output stream, so the test can wait for a record.
+        "--verbose",
     ]
     log = open(log_path, "w")  # noqa: SIM115 - the child writes it; closed by the caller
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env), log
@@ -76,7 +78,9 @@ def killed_twice_then_rerun(tmp_path_factory, tfds_data_dir, mnist_dir, run_smal
     output_dir = tmp_path_factory.mktemp("faults")
     logs = tmp_path_factory.mktemp("fault_logs")
     layout = local_runner.OutputLayout(str(output_dir))
-    in_trainer = _kill_when(output_dir, tfds_data_dir, mnist_dir, logs / "1.log", "epoch 1: loss=")
+    in_trainer = _kill_when(
+        output_dir, tfds_data_dir, mnist_dir, logs / "1.log", "epoch 1/3: loss="
+    )
     in_push = _kill_when(
         output_dir,
         tfds_data_dir,
