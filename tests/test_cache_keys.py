@@ -87,9 +87,16 @@ def _releases_kept_as_they_are(project):
 def test_the_copy_runs_its_own_code(good_run):
     root, output_dir = good_run
     store = run_summary.connect(str(output_dir / "metadata.db"))
-    (transform,) = [e for e in store.get_executions() if "module_path" in e.custom_properties][:1]
-    assert str(output_dir) in transform.custom_properties["module_path"].string_value
-    assert str(root) in store.get_executions()[0].custom_properties["schema_file"].string_value
+    executions = store.get_executions()
+    (transform,) = [e for e in executions if "preprocessing_fn" in e.custom_properties][:1]
+    # User code by import path: run from the copy's directory, it imports the
+    # copy's modules, whose hash keys the cache (the edit tests below rely on it).
+    assert (
+        transform.custom_properties["preprocessing_fn"].string_value
+        == "pipeline.modules.transform.mnist_transform.preprocessing_fn"
+    )
+    assert len(transform.custom_properties["source_sha256"].string_value) == 64
+    assert str(root) in executions[0].custom_properties["schema_file"].string_value
 
 
 def test_nothing_changed_is_fully_cached(good_run, tfds_data_dir):

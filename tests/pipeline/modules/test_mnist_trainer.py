@@ -122,3 +122,61 @@ def test_dropout_is_added_after_each_hidden_layer():
     model = mnist_trainer.build_keras_model((8, 8), learning_rate=1e-3, dropout_rate=0.1)
     dropouts = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Dropout)]
     assert [layer.rate for layer in dropouts] == [0.1, 0.1]
+
+
+def test_cosine_schedule_warms_up_then_decays_to_the_floor():
+    config = TrainerConfig(
+        learning_rate=6e-3, min_learning_rate=1e-5, warmup_epochs=2, max_epochs=12
+    )
+    rates = [mnist_trainer.cosine_learning_rate(config, epoch) for epoch in range(12)]
+    assert rates[0] == pytest.approx(2e-3) and rates[1] == pytest.approx(4e-3)
+    assert rates[2] == pytest.approx(6e-3), "the peak right after warm-up"
+    assert all(later < earlier for earlier, later in zip(rates[2:-1], rates[3:], strict=True))
+    assert rates[-1] == pytest.approx(1e-5), "the floor at the last epoch"
+
+
+@pytest.mark.parametrize(
+    ("schedule", "callback_type"),
+    [
+        ("cosine", tf.keras.callbacks.LearningRateScheduler),
+        ("plateau", tf.keras.callbacks.ReduceLROnPlateau),
+    ],
+)
+def test_the_configured_schedule_is_among_the_callbacks(tmp_path, schedule, callback_type):
+    callbacks = mnist_trainer.training_callbacks(TrainerConfig(lr_schedule=schedule), str(tmp_path))
+    assert sum(isinstance(c, callback_type) for c in callbacks) == 1
+    assert any(isinstance(c, tf.keras.callbacks.EarlyStopping) for c in callbacks)
+
+
+def test_an_unknown_schedule_is_refused():
+    with pytest.raises(ValueError, match="lr_schedule 'linear'"):
+        mnist_trainer.learning_rate_callback(TrainerConfig(lr_schedule="linear"))
+
+
+def test_training_record_keeps_each_epoch_and_the_best_one(tmp_path, caplog):
+    tf.keras.utils.set_random_seed(0)
+    config = TrainerConfig(max_epochs=4, warmup_epochs=1, learning_rate=1e-2)
+    model = mnist_trainer.build_keras_model((8,), config.learning_rate)
+    images = np.random.RandomState(0).rand(64, features.NUM_PIXELS).astype(np.float32)
+    labels = np.arange(64) % 10
+    callbacks = mnist_trainer.training_callbacks(config, str(tmp_path))
+    with caplog.at_level("INFO", logger=mnist_trainer.PROGRESS_LOGGER):
+        history = model.fit(
+            {IMAGE_XF: images},
+            labels,
+            validation_data=({IMAGE_XF: images}, labels),
+            epochs=config.max_epochs,
+            callbacks=callbacks,
+            verbose=0,
+        )
+    record = mnist_trainer.training_record(history, callbacks)
+    assert record["epochs_run"] == 4 and record["max_epochs"] == 4
+    losses = record["metrics"]["val_loss"]
+    assert record["best_epoch"] == losses.index(min(losses)) + 1
+    assert len(record["metrics"]["learning_rate"]) == 4
+    assert "lr" not in record["metrics"]
+    epochs = [r.training_epoch["epoch"] for r in caplog.records if hasattr(r, "training_epoch")]
+    assert epochs == [1, 2, 3, 4]
+    mnist_trainer.write_history(record, str(tmp_path))
+    assert mnist_trainer.read_history(str(tmp_path)) == record
+    assert mnist_trainer.read_history(str(tmp_path / "nowhere")) is None
