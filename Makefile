@@ -8,7 +8,6 @@ STAMP := $(VENV)/.installed
 
 # TFX 1.16 needs tf-keras (Keras 3 breaks its Trainer); set before TF loads.
 export TF_USE_LEGACY_KERAS := 1
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: setup run test test-full benchmark lint format lock clean
 

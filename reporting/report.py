@@ -13,6 +13,11 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+if __name__ == "__main__":  # a command: silence library start-up noise before TensorFlow loads
+    from reporting import console
+
+    console.quiet_library_startup()
+
 import argparse  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
