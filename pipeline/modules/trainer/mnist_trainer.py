@@ -134,12 +134,26 @@ def build_keras_model(
         features.NUM_CLASSES, activation="softmax", name="probabilities"
     )(hidden)
     model = tf.keras.Model(inputs={_IMAGE_XF: image}, outputs=probabilities)
+    skip_autograph_of_steps(model)
     model.compile(
         optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
         loss=tf.keras.losses.SparseCategoricalCrossentropy(),
         metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     return model
+
+
+def skip_autograph_of_steps(model: tf.keras.Model) -> None:
+    """Traces the model's train and test steps without AutoGraph's source conversion.
+
+    The first `fit` in a process spent about 11 s converting Keras's own
+    train/test step code (loss, metrics, optimizer) with AutoGraph, whose
+    Python control flow depends only on Python values, so plain tracing gives
+    the same graph; with this the first fit takes about 1 s
+    (benchmarks/README.md). Every pipeline run pays that first fit once.
+    """
+    model.train_step = tf.autograph.experimental.do_not_convert(model.train_step)
+    model.test_step = tf.autograph.experimental.do_not_convert(model.test_step)
 
 
 class EpochLogger(tf.keras.callbacks.Callback):
