@@ -181,6 +181,7 @@ def main() -> int:
         log_path = os.path.join(config.OutputLayout(full_dir).logs_dir, f"{summary.run_id}.log")
         with open(log_path, encoding="utf-8", errors="replace") as log:
             profile = profile_log.profile(log.read().splitlines())
+        pipeline_epochs = _epochs_run(summary)  # read now: the scratch dir goes at the end
 
         # 3. The same again: fully cached.
         cached = run_pipeline(full_dir, None, smoke_flags)
@@ -232,7 +233,7 @@ def main() -> int:
                 "plain_test": plain_result["test_accuracy"],
             },
             "epochs_run": {
-                "pipeline": _epochs_run(summary),
+                "pipeline": pipeline_epochs,
                 "seed": seed_result["epochs_run"],
             },
             "profile": {
