@@ -20,9 +20,10 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
+import plain_keras  # noqa: E402 (beside this script)
 import tensorflow as tf  # noqa: E402
 
-from components import example_export, tfds_mnist  # noqa: E402
+from components import tfds_mnist  # noqa: E402
 from pipeline import config, features  # noqa: E402
 from pipeline.modules.trainer import mnist_trainer  # noqa: E402
 
@@ -52,7 +53,7 @@ def main() -> None:
     shift = config.TrainerConfig().augment_max_shift
     with tempfile.TemporaryDirectory() as scratch:
         builder = tfds_mnist.prepare_mnist(args.mnist_dir, scratch)
-        digits = example_export.load_tfds_split(builder, "train", 55_000)
+        digits = plain_keras.load_splits(builder, config.DataConfig())["train"]
     images = (digits.images / 255.0).astype(np.float32)
     for batch_size in (128, 1024):
         for augment in (0.0, shift):

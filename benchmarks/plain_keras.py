@@ -30,6 +30,57 @@ def _dataset(digits: example_export.DigitArrays) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices((images, digits.labels))
 
 
+def load_splits(
+    builder, data: config.DataConfig, train_limit: int = 0, test_limit: int = 0
+) -> dict[str, example_export.DigitArrays]:
+    """train / eval / test as the pipeline cuts them (the same hold-out), in memory."""
+    train_all = example_export.load_tfds_split(builder, "train", train_limit)
+    train_idx, eval_idx = example_export.holdout_split(
+        len(train_all), data.eval_holdout_size, data.split_seed
+    )
+    return {
+        "train": train_all.take(train_idx),
+        "eval": train_all.take(eval_idx),
+        "test": example_export.load_tfds_split(builder, "test", test_limit),
+    }
+
+
+def train_and_test(
+    trainer: config.TrainerConfig, splits: dict[str, example_export.DigitArrays], scratch: str
+) -> dict:
+    """Trains one config the way run_fn does (the Trainer's own helpers), then tests it.
+
+    Returns:
+      {"seconds" (training), "epochs_run", "s_per_epoch", "test_accuracy"}.
+    """
+    tf.keras.utils.set_random_seed(trainer.seed)
+    started = time.monotonic()
+    train = _dataset(splits["train"]).cache().shuffle(trainer.shuffle_buffer, seed=trainer.seed)
+    train = train.batch(trainer.batch_size)
+    if trainer.augment_max_shift:
+        augment = mnist_trainer.make_shift_augmentation(trainer.augment_max_shift, trainer.seed)
+        train = train.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    model = mnist_trainer.build_keras_model(
+        trainer.hidden_units, trainer.learning_rate, trainer.dropout_rate
+    )
+    history = model.fit(
+        train.prefetch(tf.data.AUTOTUNE),
+        validation_data=_dataset(splits["eval"]).cache().batch(1024),
+        epochs=trainer.max_epochs,
+        callbacks=mnist_trainer.training_callbacks(trainer, os.path.join(scratch, "logs")),
+        verbose=0,
+    )
+    seconds = time.monotonic() - started
+    _, accuracy = model.evaluate(_dataset(splits["test"]).batch(1024), verbose=0)
+    epochs = len(history.epoch)
+    return {
+        "seconds": round(seconds, 1),
+        "epochs_run": epochs,
+        "s_per_epoch": round(seconds / epochs, 2),
+        "test_accuracy": round(float(accuracy), 4),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mnist-dir", default=config.DEFAULT_MNIST_DIR)
@@ -42,35 +93,16 @@ def main() -> None:
     started = time.monotonic()
     trainer = config.TrainerConfig(max_epochs=args.epochs)
     data = config.DataConfig(eval_holdout_size=args.eval_holdout)
-    tf.keras.utils.set_random_seed(trainer.seed)
     with tempfile.TemporaryDirectory() as scratch:
         builder = tfds_mnist.prepare_mnist(args.mnist_dir, args.tfds_data_dir or scratch)
-        train_all = example_export.load_tfds_split(builder, "train", args.train_limit)
-        test = example_export.load_tfds_split(builder, "test", args.test_limit)
-        train_idx, eval_idx = example_export.holdout_split(
-            len(train_all), data.eval_holdout_size, data.split_seed
-        )
-        train = _dataset(train_all.take(train_idx)).shuffle(
-            trainer.shuffle_buffer, seed=trainer.seed
-        )
-        augment = mnist_trainer.make_shift_augmentation(trainer.augment_max_shift, trainer.seed)
-        model = mnist_trainer.build_keras_model(
-            trainer.hidden_units, trainer.learning_rate, trainer.dropout_rate
-        )
-        history = model.fit(
-            train.batch(trainer.batch_size).map(augment).prefetch(tf.data.AUTOTUNE),
-            validation_data=_dataset(train_all.take(eval_idx)).batch(trainer.batch_size),
-            epochs=trainer.max_epochs,
-            callbacks=mnist_trainer.training_callbacks(trainer, os.path.join(scratch, "logs")),
-            verbose=0,
-        )
-        _, test_accuracy = model.evaluate(_dataset(test).batch(1024), verbose=0)
+        splits = load_splits(builder, data, args.train_limit, args.test_limit)
+        figures = train_and_test(trainer, splits, scratch)
     print(
         json.dumps(
             {
                 "wall_s": round(time.monotonic() - started, 1),
-                "test_accuracy": round(float(test_accuracy), 4),
-                "epochs_run": len(history.epoch),
+                "test_accuracy": figures["test_accuracy"],
+                "epochs_run": figures["epochs_run"],
             }
         )
     )
