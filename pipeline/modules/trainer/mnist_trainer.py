@@ -13,7 +13,7 @@ from typing import Any
 
 import tensorflow as tf
 import tensorflow_transform as tft
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public import tfxio
 
 from pipeline import features
@@ -50,7 +50,7 @@ def _check_legacy_keras() -> None:
 
 def input_fn(
     file_pattern: list[str],
-    data_accessor: tfx.components.DataAccessor,
+    data_accessor: DataAccessor,
     tf_transform_output: tft.TFTransformOutput,
     batch_size: int,
     shuffle_buffer: int = 0,
@@ -102,6 +102,7 @@ def make_shift_augmentation(max_shift: float, seed: int | None = None):
         max_shift, max_shift, fill_mode="constant", fill_value=0.0, seed=seed
     )
 
+    @tf.autograph.experimental.do_not_convert
     def augment(batch: dict[str, tf.Tensor], labels: tf.Tensor):
         images = tf.reshape(batch[_IMAGE_XF], [-1, features.IMAGE_HEIGHT, features.IMAGE_WIDTH, 1])
         moved = shift(images, training=True)
@@ -268,11 +269,15 @@ def make_serving_signatures(
         feature_spec.pop(features.LABEL_KEY)
         return tf.io.parse_example(serialized_examples, feature_spec)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False
+    )
     def serve_tf_examples(serialized_examples: tf.Tensor) -> dict[str, tf.Tensor]:
         return {PROBABILITIES: probabilities_of(parse(serialized_examples))}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False
+    )
     def predict(serialized_examples: tf.Tensor) -> dict[str, tf.Tensor]:
         probabilities = probabilities_of(parse(serialized_examples))
         return {PROBABILITIES: probabilities, CLASSES: tf.argmax(probabilities, axis=-1)}
@@ -280,12 +285,15 @@ def make_serving_signatures(
     @tf.function(
         input_signature=[
             tf.TensorSpec([None, features.NUM_PIXELS], tf.int64, name=features.IMAGE_KEY)
-        ]
+        ],
+        autograph=False,
     )
     def pixels(image: tf.Tensor) -> dict[str, tf.Tensor]:
         return {PROBABILITIES: probabilities_of({features.IMAGE_KEY: image})}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False
+    )
     def transform_features(serialized_examples: tf.Tensor) -> dict[str, tf.Tensor]:
         raw_features = tf.io.parse_example(
             serialized_examples, tf_transform_output.raw_feature_spec()
@@ -298,6 +306,27 @@ def make_serving_signatures(
         "transform_features": transform_features.get_concrete_function(),
         "pixels": pixels.get_concrete_function(),
     }
+
+
+def export_serving_model(
+    model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, serving_model_dir: str
+) -> None:
+    """Saves the model as a SavedModel whose signatures carry the Transform graph.
+
+    `save_traces=False`: Keras would otherwise trace every layer's call
+    function for the SavedModel, converting its own layer code with AutoGraph
+    first, about 5 s per run (benchmarks/README.md). Nothing loads those
+    traces: TFMA, TF Serving, the serving check and the TFLite converter call
+    the signatures, and `tf.keras.models.load_model` rebuilds the model from
+    its config (built-in layers only). The signatures are traced without
+    AutoGraph for the same reason (they have no Python control flow).
+    """
+    model.save(
+        serving_model_dir,
+        save_format="tf",
+        signatures=make_serving_signatures(model, tf_transform_output),
+        save_traces=False,
+    )
 
 
 def write_tflite(saved_model_dir: str) -> dict[str, int]:
@@ -396,7 +425,7 @@ def write_training_info(
         json.dump(info, out, indent=2)
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: FnArgs) -> None:
     """TFX Trainer entry point: trains, then exports the serving model.
 
     Args:
@@ -430,10 +459,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     )
     record = training_record(history, callbacks)
     write_history(record, fn_args.model_run_dir)
-    model.save(
-        fn_args.serving_model_dir,
-        save_format="tf",
-        signatures=make_serving_signatures(model, tf_transform_output),
-    )
+    export_serving_model(model, tf_transform_output, fn_args.serving_model_dir)
     write_training_info(record, config, fn_args.serving_model_dir)
     write_tflite(fn_args.serving_model_dir)
