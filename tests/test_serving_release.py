@@ -124,3 +124,17 @@ def test_warmup_requests_answer(released):
         examples = tf.constant(tf.make_ndarray(request.inputs["examples"]))
         answer = model.signatures["serving_default"](examples=examples)["probabilities"]
         assert answer.shape == (1, 10)
+
+
+def test_the_release_reloads_as_keras_and_agrees_with_its_signature(released, test_digits):
+    # The Trainer saves without Keras's per-layer traces (save_traces=False, to
+    # skip their AutoGraph conversion): Keras must still rebuild the model from
+    # its config, and the rebuilt model must be the one the signature serves.
+    _, newest = released
+    keras_model = tf.keras.models.load_model(newest.path)
+    assert [layer.units for layer in keras_model.layers if hasattr(layer, "units")] == [50, 50, 10]
+    scaled = test_digits.images.astype(np.float32) / features.MAX_PIXEL_VALUE
+    direct = keras_model({features.transformed_name(features.IMAGE_KEY): scaled}).numpy()
+    examples = tf.constant(example_export.encode_examples(test_digits, features.IMAGE_KEY, None))
+    served = keras_model.signatures["serving_default"](examples=examples)["probabilities"].numpy()
+    np.testing.assert_allclose(direct, served, atol=1e-5)
