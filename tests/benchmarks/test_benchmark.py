@@ -16,17 +16,32 @@ PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def test_benchmark_smoke_run_reports_every_figure(tmp_path):
-    report = tmp_path / "bench.json"
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One smoke run of the benchmark, keeping its full pipeline run."""
+    scratch = tmp_path_factory.mktemp("benchmark")
+    report, full_run = scratch / "bench.json", scratch / "full"
     completed = subprocess.run(
-        [sys.executable, "benchmarks/benchmark.py", "--smoke", f"--json={report}"],
+        [
+            sys.executable,
+            "benchmarks/benchmark.py",
+            "--smoke",
+            f"--json={report}",
+            f"--keep-full-run={full_run}",
+        ],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=1200,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    results = json.loads(report.read_text())
+    return completed, json.loads(report.read_text()), full_run
+
+
+def test_benchmark_smoke_run_reports_every_figure(smoke):
+    completed, results, full_run = smoke
+    console = (full_run / "console.txt").read_text()
+    assert "Test accuracy:" in console and "Pushed to:" in console
     for key in (
         "pipeline_over_seed",
         "tenth_over_full",
@@ -50,3 +65,29 @@ def test_benchmark_smoke_run_reports_every_figure(tmp_path):
     assert set(results["growth_wall_s"]) == {"10%", "50%", "100%"}
     assert "Trainer" in results["components_s"]
     assert "ratios: pipeline_over_seed" in completed.stdout
+
+
+def test_trainer_phases_times_each_step_of_run_fn_on_the_kept_run(smoke):
+    _, _, full_run = smoke
+    completed = subprocess.run(
+        [sys.executable, "benchmarks/trainer_phases.py", f"--output-dir={full_run}", "--epochs=2"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    laps = json.loads(completed.stdout.splitlines()[-1])
+    assert list(laps) == [
+        "import the trainer module",
+        "read the Transform outputs",
+        "train input pipeline",
+        "eval input pipeline",
+        "model",
+        "first epoch",
+        "other 1 epochs",
+        "export: signatures + SavedModel",
+        "TFLite (two conversions)",
+    ]
+    assert all(seconds >= 0 for seconds in laps.values())
+    assert f"trainer module: {PROJECT_ROOT}" in completed.stdout
