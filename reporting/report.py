@@ -29,6 +29,7 @@ from typing import Any  # noqa: E402
 import jinja2  # noqa: E402
 
 from reporting import plots, report_data  # noqa: E402
+from reporting.report_cache import CACHE_DIR, ReportCache  # noqa: E402
 
 REPORT_SECTIONS: tuple[str, ...] = report_data.SECTION_IDS
 """The HTML ids of the page's sections, in page order; every one is always present."""
@@ -56,11 +57,19 @@ def run_report_dir(output_dir: str, run_id: str) -> str:
     return os.path.join(output_dir, REPORTS_DIR, run_id.replace(os.sep, "_"))
 
 
-def _figures(data: report_data.ReportData) -> dict[str, Any]:
-    """Every figure of the page as a PNG data URI (absent when its data is)."""
+def _figures(data: report_data.ReportData, cache: ReportCache | None = None) -> dict[str, Any]:
+    """Every figure of the page as a PNG data URI (absent when its data is).
+
+    Figures are drawn once per distinct data (`cache`); the component
+    timings differ in every run and are always drawn.
+    """
+    cache = cache or ReportCache(None)
     figures: dict[str, Any] = {}
     if data.training is not None:
-        figures["training"] = plots.training_curves(data.training.metrics, data.training.best_epoch)
+        metrics, best = data.training.metrics, data.training.best_epoch
+        figures["training"] = cache.get(
+            "figure-training", [metrics, best], lambda: plots.training_curves(metrics, best)
+        )
     quality = data.quality
     if quality is not None:
         matrices = {"candidate": quality.confusion}
@@ -69,22 +78,34 @@ def _figures(data: report_data.ReportData) -> dict[str, Any]:
             matrices[f"baseline ({quality.baseline_name})"] = quality.baseline_confusion
             accuracies[f"baseline ({quality.baseline_name})"] = quality.baseline_digit_accuracy
         if quality.confusion:
-            figures["confusion"] = plots.confusion_heatmaps(matrices)
+            figures["confusion"] = cache.get(
+                "figure-confusion", matrices, lambda: plots.confusion_heatmaps(matrices)
+            )
         if quality.digit_accuracy:
-            figures["per_digit"] = plots.digit_accuracy_bars(accuracies)
+            figures["per_digit"] = cache.get(
+                "figure-per-digit", accuracies, lambda: plots.digit_accuracy_bars(accuracies)
+            )
     if data.predictions is not None:
-        figures["mistakes"] = [plots.digit_image(m.pixels) for m in data.predictions.mistakes]
+        mistakes = [m.pixels for m in data.predictions.mistakes]
+        figures["mistakes"] = cache.get(
+            "figure-mistakes", mistakes, lambda: [plots.digit_image(pixels) for pixels in mistakes]
+        )
     if data.data is not None:
         shares = {
             split: [count / max(1, sum(counts)) for count in counts]
             for split, counts in data.data.label_counts.items()
         }
         if shares:
-            figures["labels"] = plots.grouped_bars(
-                shares, "label distribution per split", "share of the split"
+            figures["labels"] = cache.get(
+                "figure-labels",
+                shares,
+                lambda: plots.grouped_bars(
+                    shares, "label distribution per split", "share of the split"
+                ),
             )
-        if data.data.mean_images is not None:
-            figures["means"] = plots.mean_digits(data.data.mean_images)
+        means = data.data.mean_images
+        if means is not None:
+            figures["means"] = cache.get("figure-means", means, lambda: plots.mean_digits(means))
     if data.components:
         figures["timings"] = plots.component_timings(
             {c.node_id: c.seconds for c in data.components},
@@ -117,12 +138,13 @@ def _environment() -> jinja2.Environment:
     return environment
 
 
-def render(data: report_data.ReportData, report_dir: str) -> str:
+def render(data: report_data.ReportData, report_dir: str, cache: ReportCache | None = None) -> str:
     """The report page of one run, as HTML.
 
     Args:
       data: The run, from report_data.gather.
       report_dir: The folder the page will be written to (links are relative to it).
+      cache: Figures drawn for earlier reports (None: draw every figure).
     """
     card = data.outcome.model_card
     card_href = None
@@ -134,7 +156,7 @@ def render(data: report_data.ReportData, report_dir: str) -> str:
         .render(
             data=data,
             outcome=data.outcome,
-            figures=_figures(data),
+            figures=_figures(data, cache),
             sections=[(section, SECTION_TITLES[section]) for section in REPORT_SECTIONS],
             model_card_href=card_href,
         )
@@ -167,17 +189,23 @@ def write_report(output_dir: str, run_id: str | None = None, failure: str | None
       report_data.NoMetadataError: no ML Metadata in output_dir, or no such run.
     """
     started = time.monotonic()
-    data = report_data.gather(output_dir, run_id, failure)
+    cache = ReportCache(os.path.join(output_dir, REPORTS_DIR, CACHE_DIR))
+    data = report_data.gather(output_dir, run_id, failure, cache)
     report_dir = run_report_dir(output_dir, data.run_id)
     os.makedirs(report_dir, exist_ok=True)
     index = os.path.join(report_dir, INDEX_FILE)
     temporary = f"{index}.{os.getpid()}.tmp"
     with open(temporary, "w", encoding="utf-8") as out:
-        out.write(render(data, report_dir))
+        out.write(render(data, report_dir, cache))
     os.replace(temporary, index)
     _point_latest(os.path.dirname(report_dir), os.path.basename(report_dir))
     logging.info(
-        "Run report of %s written to %s in %.1f s", data.run_id, index, time.monotonic() - started
+        "Run report of %s written to %s in %.1f s (%d parts reused, %d computed)",
+        data.run_id,
+        index,
+        time.monotonic() - started,
+        cache.hits,
+        cache.misses,
     )
     return index
 

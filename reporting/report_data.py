@@ -32,6 +32,7 @@ from pipeline.config import PIPELINE_NAME, OutputLayout
 from pipeline.modules.trainer import mnist_trainer
 from pipeline.modules.trainer.mnist_trainer import CLASSES, PROBABILITIES
 from reporting import lineage, model_card, run_summary
+from reporting.report_cache import ReportCache
 
 SECTION_IDS = (
     "outcome",
@@ -426,7 +427,10 @@ def _profile_split(examples_uri: str, split: str) -> tuple[list[int], np.ndarray
 
 
 def _data_profile(
-    examples: metadata_store_pb2.Artifact, anomalies: list[Anomaly], test_labels: list[int] | None
+    examples: metadata_store_pb2.Artifact,
+    anomalies: list[Anomaly],
+    test_labels: list[int] | None,
+    cache: ReportCache,
 ) -> DataProfile:
     split_counts = _property(examples, "split_counts") or {}
     splits = _property(examples, "split_names") or list(SPLITS)
@@ -435,7 +439,16 @@ def _data_profile(
         if split == SPLIT_TEST and test_labels is not None:
             label_counts[split] = test_labels  # counted by the prediction pass
             continue
-        label_counts[split], split_means, skipped[split] = _profile_split(examples.uri, split)
+        label_counts[split], split_means, skipped[split] = cache.get(
+            "split_profile",
+            [_identity(examples), split],
+            lambda split=split: _profile_split(examples.uri, split),
+            load=lambda stored: (
+                stored[0],
+                None if stored[1] is None else np.asarray(stored[1], np.float64),
+                stored[2],
+            ),
+        )
         means = split_means if split_means is not None else means
     return DataProfile(
         split_counts={split: int(count) for split, count in split_counts.items()},
@@ -489,6 +502,30 @@ def _predictions(
     return Predictions(total, len(probabilities), mistakes), counts.tolist()
 
 
+def _identity(artifact: metadata_store_pb2.Artifact) -> list:
+    """What names an artifact's contents for good: its URI alone could come back
+    (a deleted store numbers executions from 1 again), with its id and creation time it cannot."""
+    return [artifact.id, artifact.uri, artifact.create_time_since_epoch]
+
+
+def _dump_predictions(value: tuple[Predictions, list[int]]) -> dict:
+    predictions, test_labels = value
+    return {
+        "examples": predictions.examples,
+        "wrong": predictions.wrong,
+        "mistakes": [[m.pixels, m.label, m.predicted, m.probability] for m in predictions.mistakes],
+        "test_labels": test_labels,
+    }
+
+
+def _load_predictions(stored: dict) -> tuple[Predictions, list[int]]:
+    mistakes = [
+        Mistake(np.asarray(pixels, np.uint8), label, predicted, probability)
+        for pixels, label, predicted, probability in stored["mistakes"]
+    ]
+    return Predictions(stored["examples"], stored["wrong"], mistakes), stored["test_labels"]
+
+
 def _before(node_id: str, runs: dict[str, run_summary.ComponentRun]) -> str:
     """Why a component's output is missing: it failed, or the run never got there."""
     component = runs.get(node_id)
@@ -516,13 +553,20 @@ def _lineage(
     return None
 
 
-def gather(output_dir: str, run_id: str | None = None, failure: str | None = None) -> ReportData:
+def gather(
+    output_dir: str,
+    run_id: str | None = None,
+    failure: str | None = None,
+    cache: ReportCache | None = None,
+) -> ReportData:
     """Reads one run of the local pipeline in output_dir.
 
     Args:
       output_dir: The runner's --output-dir (holds metadata.db).
       run_id: The run (its `pipeline_run` context name); None for the newest.
       failure: The runner's error message, when the run stopped.
+      cache: Where the passes over the data are kept between reports (a
+        cached rerun reads the same artifacts); None reads them every time.
 
     Returns:
       The report's data; sections the run has no data for are None, with
@@ -531,6 +575,7 @@ def gather(output_dir: str, run_id: str | None = None, failure: str | None = Non
     Raises:
       NoMetadataError: no ML Metadata in output_dir, or no such run.
     """
+    cache = cache or ReportCache(None)
     store = open_store(output_dir)
     run = find_run(store, run_id)
     summary = run_summary.latest_run_summary(
@@ -569,13 +614,19 @@ def gather(output_dir: str, run_id: str | None = None, failure: str | None = Non
     examples = _output(runs, "MnistExampleGen", "examples")
     predictions, test_labels = None, None
     if model is not None and examples is not None:
-        predictions, test_labels = _predictions(model.uri, examples.uri)
+        predictions, test_labels = cache.get(
+            "predictions",
+            [_identity(model), _identity(examples)],
+            lambda: _predictions(model.uri, examples.uri),
+            dump=_dump_predictions,
+            load=_load_predictions,
+        )
     else:
         unavailable["errors"] = _before("Trainer" if examples else "MnistExampleGen", runs)
 
     data = None
     if examples is not None:
-        data = _data_profile(examples, anomalies, test_labels)
+        data = _data_profile(examples, anomalies, test_labels, cache)
     else:
         unavailable["data"] = _before("MnistExampleGen", runs)
 
