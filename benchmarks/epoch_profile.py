@@ -6,8 +6,9 @@ On the 55,000 training digits held in memory (the Trainer caches its
 transformed examples the same way), for batch 128 (the recipe before issue
 12) and 1024 (now), with and without the random-shift augmentation: seconds
 per epoch of (a) iterating the tf.data pipeline alone and (b) model.fit, after
-a warm-up epoch (the first epoch in a process also traces the train function,
-about 10 s). Prints one line per figure.
+a warm-up epoch (the first epoch in a process also traces the train and
+test functions and fills the cache; benchmarks/trainer_phases.py times that
+inside run_fn). Prints one line per figure.
 """
 
 import os
