@@ -24,9 +24,11 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import urllib.parse  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
 import jinja2  # noqa: E402
+import numpy as np  # noqa: E402
 
 from reporting import plots, report_data  # noqa: E402
 from reporting.report_cache import CACHE_DIR, ReportCache  # noqa: E402
@@ -57,6 +59,15 @@ def run_report_dir(output_dir: str, run_id: str) -> str:
     return os.path.join(output_dir, REPORTS_DIR, run_id.replace(os.sep, "_"))
 
 
+def _drawn(cache: ReportCache, kind: str, plot: Callable[..., Any], *args: Any) -> Any:
+    """plot(*args), drawn once per distinct arguments (they are the cache key)."""
+    return cache.get(kind, list(args), lambda: plot(*args))
+
+
+def _digit_images(pixels: list[np.ndarray]) -> list[str]:
+    return [plots.digit_image(digit) for digit in pixels]
+
+
 def _figures(data: report_data.ReportData, cache: ReportCache | None = None) -> dict[str, Any]:
     """Every figure of the page as a PNG data URI (absent when its data is).
 
@@ -66,9 +77,12 @@ def _figures(data: report_data.ReportData, cache: ReportCache | None = None) -> 
     cache = cache or ReportCache(None)
     figures: dict[str, Any] = {}
     if data.training is not None:
-        metrics, best = data.training.metrics, data.training.best_epoch
-        figures["training"] = cache.get(
-            "figure-training", [metrics, best], lambda: plots.training_curves(metrics, best)
+        figures["training"] = _drawn(
+            cache,
+            "figure-training",
+            plots.training_curves,
+            data.training.metrics,
+            data.training.best_epoch,
         )
     quality = data.quality
     if quality is not None:
@@ -78,34 +92,34 @@ def _figures(data: report_data.ReportData, cache: ReportCache | None = None) -> 
             matrices[f"baseline ({quality.baseline_name})"] = quality.baseline_confusion
             accuracies[f"baseline ({quality.baseline_name})"] = quality.baseline_digit_accuracy
         if quality.confusion:
-            figures["confusion"] = cache.get(
-                "figure-confusion", matrices, lambda: plots.confusion_heatmaps(matrices)
+            figures["confusion"] = _drawn(
+                cache, "figure-confusion", plots.confusion_heatmaps, matrices
             )
         if quality.digit_accuracy:
-            figures["per_digit"] = cache.get(
-                "figure-per-digit", accuracies, lambda: plots.digit_accuracy_bars(accuracies)
+            figures["per_digit"] = _drawn(
+                cache, "figure-per-digit", plots.digit_accuracy_bars, accuracies
             )
     if data.predictions is not None:
         mistakes = [m.pixels for m in data.predictions.mistakes]
-        figures["mistakes"] = cache.get(
-            "figure-mistakes", mistakes, lambda: [plots.digit_image(pixels) for pixels in mistakes]
-        )
+        figures["mistakes"] = _drawn(cache, "figure-mistakes", _digit_images, mistakes)
     if data.data is not None:
         shares = {
             split: [count / max(1, sum(counts)) for count in counts]
             for split, counts in data.data.label_counts.items()
         }
         if shares:
-            figures["labels"] = cache.get(
+            figures["labels"] = _drawn(
+                cache,
                 "figure-labels",
+                plots.grouped_bars,
                 shares,
-                lambda: plots.grouped_bars(
-                    shares, "label distribution per split", "share of the split"
-                ),
+                "label distribution per split",
+                "share of the split",
             )
-        means = data.data.mean_images
-        if means is not None:
-            figures["means"] = cache.get("figure-means", means, lambda: plots.mean_digits(means))
+        if data.data.mean_images is not None:
+            figures["means"] = _drawn(
+                cache, "figure-means", plots.mean_digits, data.data.mean_images
+            )
     if data.components:
         figures["timings"] = plots.component_timings(
             {c.node_id: c.seconds for c in data.components},

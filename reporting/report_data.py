@@ -503,8 +503,11 @@ def _predictions(
 
 
 def _identity(artifact: metadata_store_pb2.Artifact) -> list:
-    """What names an artifact's contents for good: its URI alone could come back
-    (a deleted store numbers executions from 1 again), with its id and creation time it cannot."""
+    """What names an artifact's contents for good, as a cache key.
+
+    Its URI alone could come back (a deleted store numbers executions from 1
+    again); with its ML Metadata id and creation time it cannot.
+    """
     return [artifact.id, artifact.uri, artifact.create_time_since_epoch]
 
 
