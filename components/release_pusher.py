@@ -149,11 +149,12 @@ def build_manifest(
         }
     infra_blessing = _single(input_dict, standard_component_specs.INFRA_BLESSING_KEY)
     if infra_blessing is not None:
+        # Typed getters: after a KFP hand-off a double custom property arrives
+        # as a struct value, not as the double_value it was written as.
         manifest["serving_check"] = {
-            name: value
-            for name, value in sorted(infra_blessing.mlmd_artifact.custom_properties.items())
+            name: infra_blessing.get_float_custom_property(name)
+            for name in sorted(infra_blessing.mlmd_artifact.custom_properties)
             if name.startswith(("latency_", "canary_"))
-            for value in [value.double_value]
         }
     if examples is not None:
         manifest["data"] = {

@@ -79,10 +79,10 @@ def run_probe(model_dir: str, records: list[bytes], work_dir: str) -> dict:
         env=env,
         check=False,
     )
-    if process.returncode != 0 or not os.path.exists(out):
+    if process.returncode != 0 or not tf.io.gfile.exists(out):
         tail = "\n".join(process.stderr.strip().splitlines()[-8:])
         return {"probe_failed": f"exit code {process.returncode}: {tail}"}
-    with open(out) as source:
+    with tf.io.gfile.GFile(out) as source:
         return json.load(source)
 
 

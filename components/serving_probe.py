@@ -13,10 +13,13 @@ numpy only, loads the model with the `serve` tag, and calls
   error must not end the process;
 - the canary again, to show the process still answers.
 The result is one JSON file; the exit code is 0 if the script ran to the end.
+Every path goes through `tf.io.gfile`, so the model, the canary and the result
+may live on an object store (`gs://`; `s3://` with tensorflow-io installed).
 """
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -132,10 +135,16 @@ def main() -> int:
     parser.add_argument("--canary", required=True, help="TFRecord file of serialized tf.Examples")
     parser.add_argument("--out", required=True, help="JSON file to write")
     args = parser.parse_args()
+    if any(path.startswith("s3://") for path in (args.model_dir, args.canary, args.out)):
+        import tensorflow_io  # noqa: F401  (registers s3:// with tf.io.gfile; TF 2.16 has none)
     result = probe(args.model_dir, args.canary)
-    with open(args.out, "w") as out:
+    with tf.io.gfile.GFile(args.out, "w") as out:
         json.dump(result, out, indent=2, sort_keys=True)
-    return 0
+    # The result is written and closed; skip interpreter teardown, where
+    # tensorflow-io's filesystem aborts with "pure virtual method called".
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,14 @@ imported from the image (kubeflow/Dockerfile) instead of packaged from local
 files, so the compiled file holds no path of the compiling machine.
 
 The spec is PipelineSpec schema 2.1.0 (what the KFP 2.x SDK emits) and holds
-container tasks only: the open-source KFP backend runs nothing else. One
-orchestration setting is added after TFX compiles: LatestRelease is never
-cached, because what it reads (the serving directory) is no input KFP can
-see; locally its driver puts the release into the cache key instead.
+container tasks only: the open-source KFP backend runs nothing else. Two
+orchestration settings are added after TFX compiles: every task's command is
+the image's kubeflow/task_entrypoint.py (TFX's executor, fed what a real KFP
+backend sends: see that file), in place of TFX's own
+`python -m ...kubeflow_v2_run_executor`, with the same arguments; and
+LatestRelease is never cached, because what it reads (the serving directory)
+is no input KFP can see; locally its driver puts the release into the cache
+key instead.
 `--image-project-dir` says where the project sits in the image (default
 /pipeline); passing a checkout lets kubeflow/local_launcher.py run the same
 file on this machine.
@@ -43,6 +47,15 @@ IMAGE_MNIST_DIR = f"{IMAGE_PROJECT_DIR}/data/mnist"
 DEFAULT_IMAGE = "mnist-tfx-pipeline:latest"
 NEVER_CACHED_TASKS = ("LatestRelease",)
 """Tasks whose output depends on state outside the pipeline (the serving dir)."""
+UNREADABLE_BY_COMPONENTS = ("minio://",)
+"""Pipeline-root schemes that only the KFP launcher reads (it copies artifacts in and out)."""
+TFX_TASK_COMMAND = [
+    "python",
+    "-m",
+    "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor",
+]
+TASK_ENTRYPOINT = "kubeflow/task_entrypoint.py"
+"""The image's task command, relative to the project dir in the image."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -81,16 +94,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run_flags.add_run_flags(parser)
     args = parser.parse_args(argv)
     run_flags.check_run_flags(parser, args)
+    tfds_data_dir = args.tfds_data_dir or f"{args.pipeline_root.rstrip('/')}/tfds"
+    for flag, path in (("--serving-dir", args.serving_dir), ("--tfds-data-dir", tfds_data_dir)):
+        if path.startswith(UNREADABLE_BY_COMPONENTS):
+            parser.error(
+                f"{flag} {path}: the components open this path themselves through tf.io.gfile, "
+                "which has no minio:// filesystem; give an s3:// path (MinIO speaks S3: set "
+                "S3_ENDPOINT in the pods) or gs:// (with a minio:// pipeline root, "
+                "--tfds-data-dir and --serving-dir must be given)"
+            )
     return args
 
 
-def disable_cache(pipeline_file: str, task_names: tuple[str, ...]) -> None:
-    """Turns KFP caching off for the named tasks of a compiled (JSON) pipeline job."""
+def finish_spec(pipeline_file: str, never_cached: tuple[str, ...], project_dir: str) -> None:
+    """Sets the task command and turns caching off for `never_cached` (JSON job, in place)."""
     with open(pipeline_file) as source:
         job = json.load(source)
-    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
-    for name in task_names:
-        tasks[name]["cachingOptions"] = {"enableCache": False}
+    spec = job["pipelineSpec"]
+    for name in never_cached:
+        spec["root"]["dag"]["tasks"][name]["cachingOptions"] = {"enableCache": False}
+    for label, executor in spec["deploymentSpec"]["executors"].items():
+        container = executor.get("container", {})
+        if container.get("command") != TFX_TASK_COMMAND:
+            raise ValueError(f"{label}: unexpected command {container.get('command')}")
+        container["command"] = ["python", f"{project_dir}/{TASK_ENTRYPOINT}"]
     with open(pipeline_file, "w") as out:
         json.dump(job, out, indent=2, sort_keys=True)
 
@@ -125,7 +152,7 @@ def compile_pipeline(args: argparse.Namespace) -> str:
         output_filename=os.path.basename(json_file),
     )
     runner.run(pipeline)
-    disable_cache(json_file, NEVER_CACHED_TASKS)
+    finish_spec(json_file, NEVER_CACHED_TASKS, project_dir)
     if as_yaml:
         with open(json_file) as source, open(output_file, "w") as out:
             yaml.safe_dump(job_to_pipeline_spec(json.load(source)), out, sort_keys=True)

@@ -1,32 +1,63 @@
-"""Runs a compiled KFP v2 pipeline spec on this machine, task by task, as KFP would.
+"""Runs a compiled KFP v2 pipeline spec on this machine, task by task, as a KFP backend would.
 
-    python kubeflow/local_launcher.py --pipeline-file /tmp/k/mnist.json [--run-id ID] [--no-cache]
+    python kubeflow/local_launcher.py --pipeline-file output/kfp/mnist.json \\
+        --s3-endpoint http://127.0.0.1:9000 [--backend oss|vertex] [--publish-logs true|false] \\
+        [--env KEY=VALUE ...] [--run-id ID] [--no-cache] [--state-dir output/kfp_launcher]
 
-No cluster can be had here, but the contract between KFP and a task is small
-and public, and this launcher implements it from the compiled file alone (it
-imports nothing of this project): for each task, in dependency order, it
-does what KFP's driver and launcher do (backend/src/v2/driver and
-backend/src/v2/component in kubeflow/pipelines):
+No cluster can be had here. This launcher is a stand-in that must be no kinder
+than the backend it stands for, so every rule below is taken from the
+open-source backend's source (kubeflow/pipelines, `backend/src/v2`, 2.x up to
+2.17) or from Vertex AI's documented behaviour, and each is tested to reject
+what the real one rejects. It imports nothing of this project.
 
-1. builds the task's `ExecutorInput` (PipelineSpec schema 2.1.0): input
-   parameters as `parameterValues` (constants, pipeline inputs, upstream
-   outputs), input artifacts as the upstream tasks' output artifacts (name,
-   type, uri, metadata), output artifacts with fresh URIs under
-   `<pipeline-root>/<pipeline>/<run-id>/<task>/<salt>/`, and an `outputFile`;
-2. substitutes the placeholders in the container's command and args
-   (`{{$}}` is the ExecutorInput as JSON) and runs them as a subprocess, with
-   this interpreter in place of the image's `python`;
-3. reads the `ExecutorOutput` the task wrote and merges its artifacts'
-   URIs and metadata into what downstream tasks receive;
-4. caches like KFP: a task with `cachingOptions.enableCache` whose inputs
-   (artifact names, parameter values), outputs spec and container are the same
-   as a finished task's reuses that task's outputs (`--no-cache` turns it off).
+`--backend oss` (the default), rule by rule:
+- Pipeline root: `gs://`, `s3://` or `minio://` only (`objectstore/config.go`
+  `ParseBucketPathToConfig`: "unsupported Cloud bucket"; a local path is refused).
+  `minio://` and `s3://` buckets are served by the S3 endpoint `--s3-endpoint`
+  (MinIO, KFP's default store, speaks S3); `gs://` cannot be served here.
+- Outputs: `<root>/<task>/<uuid>/<key>` named by their key (`driver/driver.go`
+  `provisionOutputs`, `metadata/client.go` `GenerateOutputURI`); the output file
+  is the local `output_metadata.json` of the task root; with `--publish-logs
+  true` (the default since KFP 2.5, PR #11809) an extra output `executor-logs`
+  of type `system.Artifact`, which receives the task's log
+  (`component/launcher_v2.go` `getLogWriter`).
+- Inputs: what ML Metadata hands back (`metadata/client.go`
+  `GetOutputArtifactsByExecutionId` + `ToRuntimeArtifact`): name = the ML
+  Metadata id, type `{instanceSchema: ""}`, metadata after
+  `converter.go` `StructValueToMLMDValue` / `toRuntimeArtifact` (numbers as
+  doubles, bools as 0/1, lists as `{"list": ...}`, dicts as `{"struct": ...}`, a
+  null refused when recorded) plus `display_name` and `store_session_info`
+  (`RecordArtifact`).
+- Files: every input is downloaded to its local path before the command
+  (`launcher_v2.go` `downloadArtifacts`, `LocalPathForURI`: `/minio/...`,
+  `/s3/...`, `/gcs/...`; `objectstore/object_store.go` `DownloadBlob`, so a
+  zero-byte `dir/` marker becomes a file and its children then fail); parent
+  folders of outputs are made (`prepareOutputFolders`); after the command each
+  output's local path is uploaded if it exists (`uploadOutputArtifacts`,
+  `UploadBlob`), then the ExecutorOutput's URI and metadata are merged in
+  (`mergeRuntimeArtifacts`) and recorded. A failed task records nothing but its
+  log.
+- Placeholders: `{{$}}` (the ExecutorInput), `.uri` (remote), `.path` (local),
+  parameters and output files (`launcher_v2.go` `getPlaceholders`).
+- Cache: key = input artifact names (ids), parameter values, output specs,
+  command + args and image (`cacheutils/cache.go` `GenerateCacheKey`,
+  `driver/cache.go` `getFingerPrint`); a hit reuses the earlier execution's
+  output artifacts as they are, present or not (`reuseCachedOutputs`).
+- Environment: the image's, as kubeflow/Dockerfile declares it (its `ENV`
+  lines, the base image's `PATH` and `LANG`), the container's `env` from the
+  spec and `--env KEY=VALUE` (what the cluster adds to the pod, e.g. object-store
+  credentials from a secret); never the caller's.
+
+`--backend vertex`: typed inputs (the producer's declared type, Vertex's
+`projects/.../artifacts/ID` names, metadata as written), no log artifact, no
+downloads: tasks read and write the root's URIs themselves. Vertex takes
+`gs://` roots only; since no GCS server works with TensorFlow here (see the
+README), an `s3://` root on the loopback endpoint stands in for it.
 
 Anything else a spec may hold (resolver or importer executors, conditions,
-loops, sub-DAGs, inputs from outside the DAG) is a clear error naming the
-task: the open-source KFP backend runs container tasks only. One line per
-task (name, executed/cached, seconds, outputs); exit 1 names the task that
-failed and shows the end of its log.
+loops, sub-DAGs) is a clear error naming the task: the open-source backend runs
+no resolvers. One line per task (name, executed/cached, seconds, outputs);
+exit 1 names the task that failed and shows the end of its log.
 """
 
 import argparse
@@ -36,6 +67,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -47,23 +79,37 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 SCHEMA_VERSION = "2.1.0"
-CACHE_DIR = ".local_launcher_cache"
+BACKENDS = ("oss", "vertex")
+OSS_ROOT_SCHEMES = ("gs://", "s3://", "minio://")
+SERVED_SCHEMES = ("s3://", "minio://")
+LOCAL_MOUNTS = {"gs://": "gcs", "minio://": "minio", "s3://": "s3"}
+LOGS_KEY = "executor-logs"
+LOGS_TYPE = {"schemaTitle": "system.Artifact"}
+VERTEX_NAME = "projects/local/locations/local/metadataStores/default/artifacts/{id}"
+MOUNT_ROOT_ENV = "KFP_EMULATOR_MOUNT_ROOT"
+DEFAULT_DOCKERFILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Dockerfile")
+BASE_IMAGE_ENV = {"LANG": "C.UTF-8"}
+"""What python:3.11-slim-bookworm sets besides PATH (which points at this interpreter here)."""
 _PYTHON_NAMES = ("python", "python3")
 _LOG_TAIL_LINES = 20
 
 
 class LaunchError(RuntimeError):
-    """The spec cannot run here, or a task failed; the message names the task."""
+    """The spec cannot run on the backend, or a task failed; the message names the task."""
 
 
 @dataclasses.dataclass
 class TaskResult:
-    """What a finished task hands downstream."""
+    """What a finished task hands downstream: its output artifacts (with ids) and parameters."""
 
     artifacts: dict[str, dict[str, Any]]
     parameters: dict[str, Any]
     state: str
     seconds: float
+
+
+# ----------------------------------------------------------------------------
+# The compiled file
 
 
 def load_pipeline_job(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -90,9 +136,12 @@ def load_pipeline_job(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return spec, runtime_config
 
 
+def _component_of(spec: dict[str, Any], task_name: str) -> dict[str, Any]:
+    return spec["components"][spec["root"]["dag"]["tasks"][task_name]["componentRef"]["name"]]
+
+
 def _executor_of(spec: dict[str, Any], task_name: str) -> dict[str, Any]:
-    task = spec["root"]["dag"]["tasks"][task_name]
-    component = spec["components"][task["componentRef"]["name"]]
+    component = _component_of(spec, task_name)
     if "dag" in component:
         raise LaunchError(f"task {task_name}: sub-DAGs are not implemented by this launcher")
     executor = spec["deploymentSpec"]["executors"][component["executorLabel"]]
@@ -143,6 +192,194 @@ def task_order(spec: dict[str, Any]) -> list[str]:
     return order
 
 
+# ----------------------------------------------------------------------------
+# Storage rules
+
+
+def check_pipeline_root(pipeline_root: str, backend: str) -> None:
+    """The backend's pipeline-root rule (see the module docstring)."""
+    if backend == "oss":
+        if not pipeline_root.startswith(OSS_ROOT_SCHEMES):
+            raise LaunchError(
+                f"pipeline root {pipeline_root!r}: parse bucket config failed: unsupported "
+                "Cloud bucket (the open-source KFP backend takes gs://, s3:// or minio:// "
+                "roots: objectstore/config.go ParseBucketPathToConfig); compile with "
+                "--pipeline-root minio://BUCKET/PATH or s3://BUCKET/PATH"
+            )
+    elif not pipeline_root.startswith(("gs://", "s3://")):
+        raise LaunchError(
+            f"pipeline root {pipeline_root!r}: Vertex AI Pipelines takes gs:// roots only "
+            "(here an s3:// root on the loopback endpoint stands in for gs://)"
+        )
+    if pipeline_root.startswith("gs://"):
+        raise LaunchError(
+            f"pipeline root {pipeline_root!r}: no GCS server can be run for TensorFlow on this "
+            "machine (see the README); use minio:// or s3:// with --s3-endpoint"
+        )
+
+
+def local_path_for_uri(uri: str, mount_root: str) -> str:
+    """`launcher_v2.go` `LocalPathForURI`, under `mount_root` instead of `/`."""
+    for scheme, mount in LOCAL_MOUNTS.items():
+        if uri.startswith(scheme):
+            return os.path.join(mount_root, mount, uri[len(scheme) :])
+    raise LaunchError(f"failed to generate local path for URI {uri}: unsupported storage scheme")
+
+
+def _bucket_and_key(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.split("://", 1)[1].partition("/")
+    return bucket, key
+
+
+class ObjectStore:
+    """The bucket side of `minio://` and `s3://` URIs, through the S3 API (boto3)."""
+
+    def __init__(self, endpoint: str | None):
+        import boto3
+
+        self._client = boto3.client("s3", endpoint_url=endpoint or None)
+
+    def list(self, uri: str) -> list[tuple[str, int]]:
+        """(key, size) of every object whose key starts with the URI's key."""
+        bucket, prefix = _bucket_and_key(uri)
+        pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [(item["Key"], item["Size"]) for page in pages for item in page.get("Contents", [])]
+
+    def download_blob(self, uri: str, local_dir: str) -> int:
+        """`object_store.go` `DownloadBlob`: each key under the URI to a file; returns the count."""
+        bucket, blob_dir = _bucket_and_key(uri)
+        count = 0
+        for key, _ in self.list(uri):
+            if not (key == blob_dir.rstrip("/") or key.startswith(blob_dir.rstrip("/") + "/")):
+                continue  # isBlobKeyUnderPrefix
+            if ".." in key.split("/"):
+                raise LaunchError(f"path traversal detected: blob key {key!r} contains '..'")
+            relative = os.path.relpath(key, blob_dir) if key != blob_dir else "."
+            local = os.path.normpath(os.path.join(local_dir, relative))
+            try:
+                os.makedirs(os.path.dirname(local), exist_ok=True)
+                self._client.download_file(bucket, key, local)
+            except (FileExistsError, NotADirectoryError, IsADirectoryError) as error:
+                raise LaunchError(
+                    f"downloadFile(): unable to complete copying {key!r} to local storage "
+                    f"{local!r}: {error} (a zero-byte directory marker downloaded as a file: "
+                    "kubeflow/pipelines#13476)"
+                ) from error
+            count += 1
+        return count
+
+    def upload_blob(self, local_path: str, uri: str) -> int:
+        """`object_store.go` `UploadBlob`: a file or a folder's files; returns the count."""
+        bucket, key = _bucket_and_key(uri)
+        if os.path.isfile(local_path):
+            self._client.upload_file(local_path, bucket, key)
+            return 1
+        count = 0
+        for folder, _, names in os.walk(local_path):
+            for name in names:
+                path = os.path.join(folder, name)
+                relative = os.path.relpath(path, local_path).replace(os.sep, "/")
+                self._client.upload_file(path, bucket, f"{key.rstrip('/')}/{relative}")
+                count += 1
+        return count
+
+    def read(self, uri: str) -> bytes | None:
+        bucket, key = _bucket_and_key(uri)
+        try:
+            return self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except self._client.exceptions.NoSuchKey:
+            return None
+
+
+# ----------------------------------------------------------------------------
+# ML Metadata as the backend uses it
+
+
+def to_mlmd_value(value: Any) -> dict[str, Any]:
+    """`converter.go` `StructValueToMLMDValue` (a JSON value -> an ML Metadata value)."""
+    if isinstance(value, bool):
+        return {"int_value": int(value)}
+    if isinstance(value, str):
+        return {"string_value": value}
+    if isinstance(value, int | float):
+        return {"double_value": float(value)}
+    if isinstance(value, list):
+        return {"struct_value": {"list": value}}
+    if isinstance(value, dict):
+        return {"struct_value": {"struct": value}}
+    raise LaunchError(f"unknown/unsupported value type {type(value).__name__} ({value!r})")
+
+
+def from_mlmd_value(value: dict[str, Any]) -> Any:
+    """`converter.go` `toRuntimeArtifact`, one property (ML Metadata -> JSON value)."""
+    ((kind, inner),) = value.items()
+    return float(inner) if kind in ("int_value", "double_value") else inner
+
+
+class MetadataStore:
+    """Artifacts, executions and the cache key index, in one JSON file of `state_dir`."""
+
+    def __init__(self, state_dir: str):
+        self._path = os.path.join(state_dir, "metadata.json")
+        self._data = {"artifacts": {}, "cache": {}, "next_id": 1}
+        if os.path.exists(self._path):
+            with open(self._path) as source:
+                self._data = json.load(source)
+
+    def save(self) -> None:
+        os.makedirs(os.path.dirname(self._path), exist_ok=True)
+        temporary = f"{self._path}.{uuid.uuid4().hex}.tmp"
+        with open(temporary, "w") as out:
+            json.dump(self._data, out, indent=1, sort_keys=True)
+        os.replace(temporary, self._path)
+
+    def record(self, name: str, artifact: dict[str, Any], store_session_info: str) -> int:
+        """`client.go` `RecordArtifact`: metadata to custom properties, plus KFP's two keys."""
+        properties = {
+            key: to_mlmd_value(value) for key, value in artifact.get("metadata", {}).items()
+        }
+        properties.setdefault("display_name", {"string_value": name})
+        properties.setdefault("store_session_info", {"string_value": store_session_info})
+        artifact_id = self._data["next_id"]
+        self._data["next_id"] += 1
+        self._data["artifacts"][str(artifact_id)] = {
+            "uri": artifact["uri"],
+            "type": artifact["type"],
+            "metadata": artifact.get("metadata", {}),
+            "custom_properties": properties,
+        }
+        return artifact_id
+
+    def runtime_artifact(self, artifact_id: int, backend: str) -> dict[str, Any]:
+        """An input artifact as the backend's driver hands it to the task."""
+        stored = self._data["artifacts"][str(artifact_id)]
+        if backend == "vertex":
+            return {
+                "name": VERTEX_NAME.format(id=artifact_id),
+                "type": stored["type"],
+                "uri": stored["uri"],
+                "metadata": copy.deepcopy(stored["metadata"]),
+            }
+        return {  # GetOutputArtifactsByExecutionId: Schema "" -> ToRuntimeArtifact
+            "name": str(artifact_id),
+            "type": {"instanceSchema": ""},
+            "uri": stored["uri"],
+            "metadata": {
+                key: from_mlmd_value(value) for key, value in stored["custom_properties"].items()
+            },
+        }
+
+    def cached(self, key: str) -> dict[str, Any] | None:
+        return self._data["cache"].get(key)
+
+    def remember(self, key: str, outputs: dict[str, int], parameters: dict[str, Any]) -> None:
+        self._data["cache"][key] = {"outputs": outputs, "parameters": parameters}
+
+
+# ----------------------------------------------------------------------------
+# One task
+
+
 def _resolve_parameter(
     task_name: str,
     key: str,
@@ -168,57 +405,72 @@ def _resolve_parameter(
     raise LaunchError(f"task {task_name}: parameter {key!r} binding {binding} is not implemented")
 
 
+@dataclasses.dataclass
+class Backend:
+    """Which backend is emulated, and where this task's pod keeps its local files."""
+
+    name: str = "oss"
+    publish_logs: bool = True
+    mount_root: str = "/"
+
+
 def build_executor_input(
     spec: dict[str, Any],
     runtime_config: dict[str, Any],
     task_name: str,
     task_root: str,
-    run_name: str,
+    store: MetadataStore,
     results: dict[str, TaskResult],
+    backend: Backend,
 ) -> dict[str, Any]:
-    """The ExecutorInput of one task, as KFP's driver builds it (JSON form)."""
+    """The ExecutorInput of one task, as the backend's driver builds it (JSON form)."""
     task = spec["root"]["dag"]["tasks"][task_name]
-    component = spec["components"][task["componentRef"]["name"]]
+    component = _component_of(spec, task_name)
     inputs = task.get("inputs", {})
-    input_definitions = component.get("inputDefinitions", {}).get("artifacts", {})
     artifacts = {}
     for key, binding in inputs.get("artifacts", {}).items():
         if "taskOutputArtifact" not in binding:
             raise LaunchError(f"task {task_name}: input artifact {key!r} {binding} not implemented")
         source = binding["taskOutputArtifact"]
-        artifact = copy.deepcopy(
-            results[source["producerTask"]].artifacts[source["outputArtifactKey"]]
-        )
-        artifact["type"] = input_definitions[key]["artifactType"]
-        artifacts[key] = {"artifacts": [artifact]}
+        produced = results[source["producerTask"]].artifacts[source["outputArtifactKey"]]
+        artifacts[key] = {"artifacts": [store.runtime_artifact(produced["id"], backend.name)]}
     parameters = {
         key: _resolve_parameter(task_name, key, binding, spec, runtime_config, results)
         for key, binding in inputs.get("parameters", {}).items()
     }
-    outputs = component.get("outputDefinitions", {})
+    definitions = dict(component.get("outputDefinitions", {}).get("artifacts", {}))
+    if backend.name == "oss" and backend.publish_logs:
+        definitions[LOGS_KEY] = {"artifactType": LOGS_TYPE}
     output_artifacts = {
         key: {
             "artifacts": [
                 {
-                    "name": f"{run_name}/{task_name}/{key}",
+                    "name": key,
                     "type": definition["artifactType"],
-                    "uri": os.path.join(task_root, key),
-                    "metadata": {},
+                    "uri": f"{task_root}/{key}",
+                    "metadata": definition.get("metadata", {}),
                 }
             ]
         }
-        for key, definition in outputs.get("artifacts", {}).items()
+        for key, definition in definitions.items()
     }
+    if backend.name == "oss":
+        local_root = local_path_for_uri(task_root, backend.mount_root)
+        output_file = os.path.join(local_root, "output_metadata.json")
+        parameter_dir = os.path.join(backend.mount_root, "tmp", "kfp", "outputs")
+    else:
+        output_file = f"{task_root}/executor_output.json"
+        parameter_dir = f"{task_root}/parameters"
     output_parameters = {
-        key: {"outputFile": os.path.join(task_root, "parameters", key)}
-        for key in outputs.get("parameters", {})
+        key: {"outputFile": f"{parameter_dir}/{key}"}
+        for key in component.get("outputDefinitions", {}).get("parameters", {})
     }
     executor_input = {
         "inputs": {"artifacts": artifacts, "parameterValues": parameters},
         "outputs": {
             "artifacts": output_artifacts,
             "parameters": output_parameters,
-            "outputFile": os.path.join(task_root, "executor_output.json"),
+            "outputFile": output_file,
         },
     }
     json_format.ParseDict(executor_input, pipeline_spec_pb2.ExecutorInput())  # the contract
@@ -230,11 +482,13 @@ def _placeholder_text(value: Any) -> str:
         return value
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # strconv.FormatFloat(v, 'f', -1, 64)
     return json.dumps(value)
 
 
-def substitute(template: str, executor_input: dict[str, Any]) -> str:
-    """Replaces KFP's placeholders in one command or argument string."""
+def substitute(template: str, executor_input: dict[str, Any], backend: Backend) -> str:
+    """Replaces the placeholders in one command or argument (`getPlaceholders`)."""
     result = template.replace("{{$}}", json.dumps(executor_input))
     inputs, outputs = executor_input["inputs"], executor_input["outputs"]
     for key, value in inputs["parameterValues"].items():
@@ -242,8 +496,16 @@ def substitute(template: str, executor_input: dict[str, Any]) -> str:
     for prefix, group in (("inputs", inputs["artifacts"]), ("outputs", outputs["artifacts"])):
         for key, artifacts in group.items():
             uri = artifacts["artifacts"][0]["uri"]
-            for suffix in ("uri", "path"):
-                result = result.replace(f"{{{{$.{prefix}.artifacts['{key}'].{suffix}}}}}", uri)
+            result = result.replace(f"{{{{$.{prefix}.artifacts['{key}'].uri}}}}", uri)
+            path_placeholder = f"{{{{$.{prefix}.artifacts['{key}'].path}}}}"
+            if path_placeholder in result:
+                if backend.name != "oss":
+                    raise LaunchError(
+                        f"{path_placeholder}: Vertex's /gcs/ mount is not emulated here"
+                    )
+                result = result.replace(
+                    path_placeholder, local_path_for_uri(uri, backend.mount_root)
+                )
     for key, parameter in outputs["parameters"].items():
         placeholder = f"{{{{$.outputs.parameters['{key}'].output_file}}}}"
         result = result.replace(placeholder, parameter["outputFile"])
@@ -254,7 +516,7 @@ def substitute(template: str, executor_input: dict[str, Any]) -> str:
 
 
 def cache_key(container: dict[str, Any], executor_input: dict[str, Any]) -> str:
-    """KFP's cache key: input artifact names, parameter values, outputs spec, container."""
+    """`cacheutils/cache.go` `GenerateCacheKey`, hashed (`GenerateFingerPrint`)."""
     key = {
         "inputArtifactNames": {
             name: [artifact["name"] for artifact in artifacts["artifacts"]]
@@ -262,47 +524,55 @@ def cache_key(container: dict[str, Any], executor_input: dict[str, Any]) -> str:
         },
         "inputParameterValues": executor_input["inputs"]["parameterValues"],
         "outputArtifactsSpec": {
-            name: artifacts["artifacts"][0]["type"]
+            name: {key: artifacts["artifacts"][0].get(key) for key in ("name", "type", "metadata")}
             for name, artifacts in executor_input["outputs"]["artifacts"].items()
         },
         "outputParametersSpec": sorted(executor_input["outputs"]["parameters"]),
-        "container": {
+        "containerSpec": {
             "image": container.get("image"),
-            "command": container.get("command", []),
-            "args": container.get("args", []),
+            "cmdArgs": container.get("command", []) + container.get("args", []),
         },
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-def _merge_executor_output(executor_input: dict[str, Any], output_file: str) -> TaskResult:
-    artifacts = {
-        key: copy.deepcopy(group["artifacts"][0])
-        for key, group in executor_input["outputs"]["artifacts"].items()
+def image_environment(dockerfile: str) -> dict[str, str]:
+    """The `ENV` lines of a Dockerfile (`ENV K=V [K=V ...]`, continued lines joined)."""
+    with open(dockerfile) as source:
+        text = re.sub(r"\\\n", " ", source.read())
+    environment: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.strip().upper().startswith("ENV "):
+            for pair in shlex.split(line.strip()[4:]):
+                name, _, value = pair.partition("=")
+                environment[name] = value
+    return environment
+
+
+def task_environment(
+    container: dict[str, Any], image_env: dict[str, str], pod_env: dict[str, str], home: str
+) -> dict[str, str]:
+    """The environment a task's container starts with; nothing from the caller's."""
+    environment = {
+        "PATH": os.pathsep.join(
+            [os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]
+        ),
+        "HOME": home,
+        **BASE_IMAGE_ENV,
+        **image_env,
     }
-    parameters: dict[str, Any] = {}
-    if os.path.exists(output_file):
-        with open(output_file) as source:
-            executor_output = json.load(source)
-        json_format.ParseDict(executor_output, pipeline_spec_pb2.ExecutorOutput())
-        for key, group in executor_output.get("artifacts", {}).items():
-            if key in artifacts and group.get("artifacts"):
-                produced = group["artifacts"][0]
-                artifacts[key]["uri"] = produced.get("uri") or artifacts[key]["uri"]
-                artifacts[key]["metadata"].update(produced.get("metadata", {}))
-        parameters.update(executor_output.get("parameterValues", {}))
-    for key, parameter in executor_input["outputs"]["parameters"].items():
-        if key not in parameters and os.path.exists(parameter["outputFile"]):
-            with open(parameter["outputFile"]) as source:
-                parameters[key] = source.read()
-    return TaskResult(artifacts, parameters, "executed", 0.0)
+    environment.update({item["name"]: item.get("value", "") for item in container.get("env", [])})
+    environment.update(pod_env)
+    return environment
 
 
-def _command(container: dict[str, Any], executor_input: dict[str, Any]) -> list[str]:
-    command = [substitute(part, executor_input) for part in container.get("command", [])]
-    command += [substitute(part, executor_input) for part in container.get("args", [])]
+def _command(
+    container: dict[str, Any], executor_input: dict[str, Any], backend: Backend
+) -> list[str]:
+    parts = container.get("command", []) + container.get("args", [])
+    command = [substitute(part, executor_input, backend) for part in parts]
     if command and command[0] in _PYTHON_NAMES:
-        command[0] = sys.executable
+        command[0] = sys.executable  # the image's interpreter: this one, with the lock installed
     return command
 
 
@@ -311,50 +581,128 @@ def _tail(path: str) -> str:
         return "".join(source.readlines()[-_LOG_TAIL_LINES:])
 
 
+def _merge(artifact: dict[str, Any], produced: dict[str, Any]) -> None:
+    """`launcher_v2.go` `mergeRuntimeArtifacts`."""
+    if produced.get("uri"):
+        artifact["uri"] = produced["uri"]
+    artifact["metadata"] = {**artifact.get("metadata", {}), **produced.get("metadata", {})}
+
+
+@dataclasses.dataclass
+class Launch:
+    """What every task of one launch shares."""
+
+    spec: dict[str, Any]
+    runtime_config: dict[str, Any]
+    objects: ObjectStore
+    store: MetadataStore
+    backend: str
+    publish_logs: bool
+    image_env: dict[str, str]
+    pod_env: dict[str, str]
+    pods_dir: str
+    session_info: str
+
+
 def run_task(
-    container: dict[str, Any], executor_input: dict[str, Any], task_name: str, task_root: str
+    launch: Launch, task_name: str, executor_input: dict[str, Any], backend: Backend
 ) -> TaskResult:
-    """Runs one container task as a subprocess; returns its merged outputs."""
-    os.makedirs(task_root, exist_ok=True)
-    log_path = os.path.join(task_root, "task.log")
-    env = dict(os.environ)
-    env.update({item["name"]: item.get("value", "") for item in container.get("env", [])})
+    """Runs one container task as the backend's launcher does; returns its recorded outputs."""
+    container = _executor_of(launch.spec, task_name)
+    pod_root = backend.mount_root
+    os.makedirs(pod_root, exist_ok=True)
+    log_path = os.path.join(pod_root, "task.log")
+    outputs = executor_input["outputs"]["artifacts"]
+    if backend.name == "oss":
+        for key, group in executor_input["inputs"]["artifacts"].items():
+            for artifact in group["artifacts"]:
+                local = local_path_for_uri(artifact["uri"], pod_root)
+                try:
+                    launch.objects.download_blob(artifact["uri"], local)
+                except LaunchError as error:
+                    raise LaunchError(
+                        f"task {task_name}: failed to download input artifact {key!r} from "
+                        f"remote storage URI {artifact['uri']!r}: {error}"
+                    ) from error
+        for group in outputs.values():  # prepareOutputFolders
+            local = local_path_for_uri(group["artifacts"][0]["uri"], pod_root)
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+        for parameter in executor_input["outputs"]["parameters"].values():
+            os.makedirs(os.path.dirname(parameter["outputFile"]), exist_ok=True)
+    environment = task_environment(
+        container, launch.image_env, launch.pod_env, os.path.join(pod_root, "root")
+    )
+    os.makedirs(environment["HOME"], exist_ok=True)
+    if backend.name == "oss":
+        environment[MOUNT_ROOT_ENV] = pod_root
     started = time.monotonic()
     with open(log_path, "w") as log:
         process = subprocess.run(
-            _command(container, executor_input),
+            _command(container, executor_input, backend),
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=env,
-            cwd=task_root,
+            env=environment,
+            cwd=pod_root,
             check=False,
         )
+    logs_local = None
+    if LOGS_KEY in outputs:  # getLogWriter: the log goes to the log artifact's local file
+        logs_local = local_path_for_uri(outputs[LOGS_KEY]["artifacts"][0]["uri"], pod_root)
+        with open(log_path, "rb") as source, open(logs_local, "wb") as out:
+            out.write(source.read())
     if process.returncode != 0:
+        if logs_local:  # uploadOutputArtifacts(componentSucceeded=false): the log only
+            launch.objects.upload_blob(logs_local, outputs[LOGS_KEY]["artifacts"][0]["uri"])
         raise LaunchError(
             f"task {task_name} failed (exit code {process.returncode}); log: {log_path}\n"
             f"{_tail(log_path)}"
         )
-    result = _merge_executor_output(executor_input, executor_input["outputs"]["outputFile"])
-    result.seconds = time.monotonic() - started
-    return result
+    executor_output = _read_executor_output(launch, executor_input, task_name)
+    recorded: dict[str, dict[str, Any]] = {}
+    for key, group in outputs.items():
+        artifact = copy.deepcopy(group["artifacts"][0])
+        produced = executor_output.get("artifacts", {}).get(key, {}).get("artifacts", [])
+        if produced and key != LOGS_KEY:
+            _merge(artifact, produced[0])
+        if backend.name == "oss" and artifact["uri"].startswith(tuple(LOCAL_MOUNTS)):
+            local = local_path_for_uri(artifact["uri"], pod_root)
+            if os.path.exists(local):  # UploadBlob; a missing local path is skipped
+                launch.objects.upload_blob(local, artifact["uri"])
+        try:
+            artifact["id"] = launch.store.record(key, artifact, launch.session_info)
+        except LaunchError as error:
+            raise LaunchError(
+                f"task {task_name}: unable to produce MLMD artifact for output {key!r}: {error}"
+            ) from error
+        recorded[key] = artifact
+    parameters = dict(executor_output.get("parameterValues", {}))
+    for key, parameter in executor_input["outputs"]["parameters"].items():
+        if key not in parameters and os.path.exists(parameter["outputFile"]):
+            with open(parameter["outputFile"]) as source:
+                parameters[key] = source.read()
+    return TaskResult(recorded, parameters, "executed", time.monotonic() - started)
 
 
-def _load_cached(path: str) -> TaskResult | None:
-    if not os.path.exists(path):
-        return None
-    with open(path) as source:
-        entry = json.load(source)
-    if not all(os.path.exists(artifact["uri"]) for artifact in entry["artifacts"].values()):
-        return None
-    return TaskResult(entry["artifacts"], entry["parameters"], "cached", 0.0)
-
-
-def _save_cached(path: str, result: TaskResult) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    temporary = f"{path}.{uuid.uuid4().hex}.tmp"
-    with open(temporary, "w") as out:
-        json.dump({"artifacts": result.artifacts, "parameters": result.parameters}, out)
-    os.replace(temporary, path)
+def _read_executor_output(
+    launch: Launch, executor_input: dict[str, Any], task_name: str
+) -> dict[str, Any]:
+    """`getExecutorOutputFile`: the task's ExecutorOutput, empty if it wrote none."""
+    output_file = executor_input["outputs"]["outputFile"]
+    if "://" in output_file:
+        raw = launch.objects.read(output_file)
+    elif os.path.exists(output_file):
+        with open(output_file, "rb") as source:
+            raw = source.read()
+    else:
+        raw = None
+    if raw is None:
+        return {}
+    executor_output = json.loads(raw)
+    try:
+        json_format.ParseDict(executor_output, pipeline_spec_pb2.ExecutorOutput())
+    except json_format.ParseError as error:
+        raise LaunchError(f"task {task_name}: malformed ExecutorOutput: {error}") from error
+    return executor_output
 
 
 def _describe(result: TaskResult) -> list[str]:
@@ -369,51 +717,123 @@ def _describe(result: TaskResult) -> list[str]:
     return lines
 
 
-def launch(pipeline_file: str, run_id: str, use_cache: bool = True) -> dict[str, TaskResult]:
+def launch(
+    pipeline_file: str,
+    run_id: str,
+    *,
+    state_dir: str,
+    s3_endpoint: str | None = None,
+    backend: str = "oss",
+    publish_logs: bool = True,
+    pod_env: dict[str, str] | None = None,
+    dockerfile: str = DEFAULT_DOCKERFILE,
+    use_cache: bool = True,
+) -> dict[str, TaskResult]:
     """Runs every task of the compiled pipeline; returns each task's result."""
+    if backend not in BACKENDS:
+        raise LaunchError(f"backend {backend!r}: choose one of {BACKENDS}")
     spec, runtime_config = load_pipeline_job(pipeline_file)
     check_supported(spec)
     pipeline_root = runtime_config.get("gcsOutputDirectory", "")
-    if not pipeline_root or "://" in pipeline_root:
-        raise LaunchError(
-            f"pipeline root {pipeline_root!r}: this launcher needs a local pipeline root "
-            "(compile with --pipeline-root DIR)"
-        )
+    check_pipeline_root(pipeline_root, backend)
+    run = Launch(
+        spec=spec,
+        runtime_config=runtime_config,
+        objects=ObjectStore(s3_endpoint),
+        store=MetadataStore(state_dir),
+        backend=backend,
+        publish_logs=publish_logs,
+        image_env=image_environment(dockerfile),
+        pod_env=dict(pod_env or {}),
+        pods_dir=os.path.join(os.path.abspath(state_dir), "pods", run_id),
+        session_info=json.dumps(
+            {"Provider": "minio" if pipeline_root.startswith("minio") else "s3"}
+        ),
+    )
     pipeline_name = spec["pipelineInfo"]["name"]
-    run_root = os.path.join(pipeline_root, pipeline_name, run_id)
-    cache_root = os.path.join(pipeline_root, CACHE_DIR, pipeline_name)
     results: dict[str, TaskResult] = {}
     print(f"Run {run_id} of pipeline {pipeline_name}: {len(spec['root']['dag']['tasks'])} tasks")
     for task_name in task_order(spec):
         task = spec["root"]["dag"]["tasks"][task_name]
         container = _executor_of(spec, task_name)
-        task_root = os.path.join(run_root, task_name, uuid.uuid4().hex[:8])
+        task_backend = Backend(backend, publish_logs, os.path.join(run.pods_dir, task_name))
+        task_root = (
+            f"{pipeline_root.rstrip('/')}/{pipeline_name}/{run_id}/{task_name}/{uuid.uuid4()}"
+        )
         executor_input = build_executor_input(
-            spec, runtime_config, task_name, task_root, f"{pipeline_name}/{run_id}", results
+            spec, runtime_config, task_name, task_root, run.store, results, task_backend
         )
         cacheable = use_cache and task.get("cachingOptions", {}).get("enableCache", False)
-        cache_file = os.path.join(cache_root, f"{cache_key(container, executor_input)}.json")
-        result = _load_cached(cache_file) if cacheable else None
-        if result is None:
-            result = run_task(container, executor_input, task_name, task_root)
+        key = cache_key(container, executor_input)
+        hit = run.store.cached(key) if cacheable else None
+        if hit is not None:  # reuseCachedOutputs
+            artifacts = {
+                name: {**run.store.runtime_artifact(artifact_id, "vertex"), "id": artifact_id}
+                for name, artifact_id in hit["outputs"].items()
+            }
+            result = TaskResult(artifacts, hit["parameters"], "cached", 0.0)
+        else:
+            result = run_task(run, task_name, executor_input, task_backend)
             if cacheable:
-                _save_cached(cache_file, result)
+                outputs = {name: artifact["id"] for name, artifact in result.artifacts.items()}
+                run.store.remember(key, outputs, result.parameters)
+            run.store.save()
         results[task_name] = result
         print(f"  {task_name:<20} {result.state:<8} {result.seconds:6.1f} s", flush=True)
         for line in _describe(result):
             print(line, flush=True)
+    run.store.save()
     return results
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name, separator, value = text.partition("=")
+    if not separator or not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    return name, value
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pipeline-file", required=True, help="kubeflow_v2_runner.py's output")
+    parser.add_argument("--backend", choices=BACKENDS, default="oss")
+    parser.add_argument(
+        "--publish-logs",
+        choices=("true", "false"),
+        default="true",
+        help="the KFP driver's publish_logs (default true since KFP 2.5; false = before 2.5)",
+    )
+    parser.add_argument(
+        "--s3-endpoint",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="the S3 server behind minio:// and s3:// (default: $AWS_ENDPOINT_URL)",
+    )
+    parser.add_argument(
+        "--env",
+        type=_pair,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="added to every task's environment, as the cluster adds to a pod (repeatable)",
+    )
+    parser.add_argument("--dockerfile", default=DEFAULT_DOCKERFILE, help="the image's ENV lines")
+    parser.add_argument("--state-dir", default=os.path.join("output", "kfp_launcher"))
     parser.add_argument("--run-id", default=None, help="default: a new time-stamped id")
     parser.add_argument("--no-cache", action="store_true", help="run every task (KFP cache off)")
     args = parser.parse_args(argv)
     run_id = args.run_id or time.strftime("run-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     try:
-        launch(args.pipeline_file, run_id, use_cache=not args.no_cache)
+        launch(
+            args.pipeline_file,
+            run_id,
+            state_dir=args.state_dir,
+            s3_endpoint=args.s3_endpoint,
+            backend=args.backend,
+            publish_logs=args.publish_logs == "true",
+            pod_env=dict(args.env),
+            dockerfile=args.dockerfile,
+            use_cache=not args.no_cache,
+        )
     except (LaunchError, OSError, json_format.ParseError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
