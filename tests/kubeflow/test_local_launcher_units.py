@@ -2,14 +2,13 @@
 
 import copy
 import json
-import os
 import textwrap
 
 import pytest
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from tests.kubeflow.conftest import _load
+from tests.kubeflow.conftest import _load, new_bucket, s3_client
 
 ARTIFACT_TYPE = {"schemaTitle": "system.Artifact", "schemaVersion": "0.0.1"}
 
@@ -137,21 +136,14 @@ def consumer_spec() -> dict:
             "make": {
                 "executorLabel": "exec-make",
                 "outputDefinitions": {
-                    "artifacts": {"out": {"artifactType": ARTIFACT_TYPE}},
+                    "artifacts": {"out": {"artifactType": EXAMPLES_TYPE}},
                     "parameters": {"count": {"parameterType": "STRING"}},
                 },
             },
             "use": {
                 "executorLabel": "exec-use",
                 "inputDefinitions": {
-                    "artifacts": {
-                        "examples": {
-                            "artifactType": {
-                                "schemaTitle": "tfx.Examples",
-                                "schemaVersion": "0.0.1",
-                            }
-                        }
-                    },
+                    "artifacts": {"examples": {"artifactType": EXAMPLES_TYPE}},
                     "parameters": {
                         name: {"parameterType": "STRING"}
                         for name in ("threshold", "serving_dir", "epochs", "count")
@@ -173,84 +165,141 @@ def consumer_spec() -> dict:
     )
 
 
-def make_result(launcher, uri="/root/tiny/run-0/make/1234/out", name="tiny/run-0/make/out"):
-    artifact = {"name": name, "type": ARTIFACT_TYPE, "uri": uri, "metadata": {"rows": 12}}
-    return launcher.TaskResult({"out": artifact}, {"count": "12"}, "executed", 0.0)
+EXAMPLES_TYPE = {"instanceSchema": "title: tfx.Examples\ntype: object\n"}
+ROOT = "minio://mlpipeline/v2/artifacts"
+MADE = {
+    "uri": f"{ROOT}/tiny/run-0/make/1234/out",
+    "type": EXAMPLES_TYPE,
+    "metadata": {"rows": 12, "ok": True, "splits": ["a", "b"], "sizes": {"a": 1}},
+}
 
 
-def use_input(launcher, task_root="/root/tiny/run-1/use/abcd", runtime=None, result=None):
-    runtime = {"parameterValues": {"serving_dir": "/srv"}} if runtime is None else runtime
-    results = {"make": result or make_result(launcher)}
+def made(launcher, tmp_path):
+    """A store holding `make`'s output, recorded as the launcher records it."""
+    store = launcher.MetadataStore(str(tmp_path / "state"))
+    artifact = copy.deepcopy(MADE)
+    artifact["id"] = store.record("out", artifact, '{"Provider": "minio"}')
+    return store, launcher.TaskResult({"out": artifact}, {"count": "12"}, "executed", 0.0)
+
+
+def use_input(launcher, tmp_path, backend="oss", task_root=f"{ROOT}/tiny/run-1/use/abcd", **kw):
+    runtime = kw.get("runtime", {"parameterValues": {"serving_dir": "/srv"}})
+    store, result = made(launcher, tmp_path)
+    mode = launcher.Backend(backend, kw.get("publish_logs", True), "/pod")
     return launcher.build_executor_input(
-        consumer_spec(), runtime, "use", task_root, "tiny/run-1", results
+        consumer_spec(), runtime, "use", task_root, store, {"make": result}, mode
     )
 
 
-def test_build_executor_input_follows_the_kfp_contract(launcher):
-    executor_input = use_input(launcher)
+def test_oss_inputs_come_back_from_ml_metadata_untyped_with_converted_metadata(launcher, tmp_path):
+    executor_input = use_input(launcher, tmp_path)
 
     parsed = json_format.ParseDict(executor_input, pipeline_spec_pb2.ExecutorInput())
-    values = parsed.inputs.parameter_values
-    assert values["threshold"].number_value == 0.5
-    assert values["serving_dir"].string_value == "/srv"
-    assert values["epochs"].number_value == 3  # the pipeline parameter's default
-    assert values["count"].string_value == "12"
     (examples,) = parsed.inputs.artifacts["examples"].artifacts
-    assert examples.uri == "/root/tiny/run-0/make/1234/out"
-    assert examples.name == "tiny/run-0/make/out"
-    assert examples.type.schema_title == "tfx.Examples"  # the consumer's declared type
-    assert examples.metadata["rows"] == 12
-    (model,) = parsed.outputs.artifacts["model"].artifacts
-    assert model.uri == "/root/tiny/run-1/use/abcd/model"
-    assert model.name == "tiny/run-1/use/model"
-    assert parsed.outputs.parameters["accuracy"].output_file == (
-        "/root/tiny/run-1/use/abcd/parameters/accuracy"
+    assert examples.name == "1"  # the ML Metadata id
+    assert examples.type.instance_schema == ""  # GetOutputArtifactsByExecutionId: Schema ""
+    assert examples.uri == MADE["uri"]
+    metadata = executor_input["inputs"]["artifacts"]["examples"]["artifacts"][0]["metadata"]
+    assert metadata == {
+        "rows": 12.0,
+        "ok": 1.0,  # a bool is stored as int 1, handed back as a number
+        "splits": {"list": ["a", "b"]},
+        "sizes": {"struct": {"a": 1}},
+        "display_name": "out",
+        "store_session_info": '{"Provider": "minio"}',
+    }
+
+
+def test_oss_outputs_follow_provision_outputs_with_the_log_artifact(launcher, tmp_path):
+    executor_input = use_input(launcher, tmp_path)
+    outputs = executor_input["outputs"]
+    (model,) = outputs["artifacts"]["model"]["artifacts"]
+    assert model["name"] == "model"
+    assert model["uri"] == f"{ROOT}/tiny/run-1/use/abcd/model"
+    (logs,) = outputs["artifacts"]["executor-logs"]["artifacts"]
+    assert logs["type"] == {"schemaTitle": "system.Artifact"}
+    assert logs["uri"] == f"{ROOT}/tiny/run-1/use/abcd/executor-logs"
+    assert outputs["outputFile"] == (
+        "/pod/minio/mlpipeline/v2/artifacts/tiny/run-1/use/abcd/output_metadata.json"
     )
-    assert parsed.outputs.output_file == "/root/tiny/run-1/use/abcd/executor_output.json"
+    assert outputs["parameters"]["accuracy"]["outputFile"] == "/pod/tmp/kfp/outputs/accuracy"
 
 
-def test_build_executor_input_prefers_runtime_config_values_and_fresh_output_uris(launcher):
-    first = use_input(launcher, runtime={"parameterValues": {"serving_dir": "/s", "epochs": 9}})
-    second = use_input(launcher, task_root="/root/tiny/run-2/use/ef01")
-    assert first["inputs"]["parameterValues"]["epochs"] == 9
-    first_uri = first["outputs"]["artifacts"]["model"]["artifacts"][0]["uri"]
-    second_uri = second["outputs"]["artifacts"]["model"]["artifacts"][0]["uri"]
-    assert first_uri != second_uri
-    assert second_uri.startswith("/root/tiny/run-2/use/ef01/")
+def test_oss_before_2_5_has_no_log_artifact(launcher, tmp_path):
+    executor_input = use_input(launcher, tmp_path, publish_logs=False)
+    assert list(executor_input["outputs"]["artifacts"]) == ["model"]
 
 
-def test_build_executor_input_does_not_change_the_upstream_result(launcher):
-    upstream = make_result(launcher)
-    before = copy.deepcopy(upstream.artifacts)
-    use_input(launcher, result=upstream)
-    assert upstream.artifacts == before
+def test_vertex_inputs_are_typed_and_keep_their_metadata(launcher, tmp_path):
+    executor_input = use_input(launcher, tmp_path, backend="vertex", task_root="s3://b/r/use/1")
+    (examples,) = executor_input["inputs"]["artifacts"]["examples"]["artifacts"]
+    assert examples["type"] == EXAMPLES_TYPE
+    assert examples["name"].endswith("/artifacts/1")
+    assert examples["metadata"] == MADE["metadata"]
+    assert list(executor_input["outputs"]["artifacts"]) == ["model"]
+    assert executor_input["outputs"]["outputFile"] == "s3://b/r/use/1/executor_output.json"
 
 
-def test_build_executor_input_fails_on_a_pipeline_parameter_without_value(launcher):
+def test_parameters_take_constants_runtime_values_defaults_and_upstream_outputs(launcher, tmp_path):
+    values = use_input(launcher, tmp_path)["inputs"]["parameterValues"]
+    assert values == {"threshold": 0.5, "serving_dir": "/srv", "epochs": 3, "count": "12"}
+    runtime = {"parameterValues": {"serving_dir": "/s", "epochs": 9}}
+    assert (
+        use_input(launcher, tmp_path, runtime=runtime)["inputs"]["parameterValues"]["epochs"] == 9
+    )
     with pytest.raises(launcher.LaunchError, match="task use: pipeline parameter 'serving_dir'"):
-        use_input(launcher, runtime={})
+        use_input(launcher, tmp_path, runtime={})
 
 
-def test_substitute_fills_every_supported_placeholder(launcher):
-    executor_input = use_input(launcher)
+def test_a_null_metadata_value_cannot_be_recorded(launcher, tmp_path):
+    store = launcher.MetadataStore(str(tmp_path))
+    with pytest.raises(launcher.LaunchError, match="unsupported value type"):
+        store.record("out", {"uri": "s3://b/k", "type": {}, "metadata": {"x": None}}, "{}")
+
+
+@pytest.mark.parametrize(
+    ("root", "backend", "reason"),
+    [
+        ("/tmp/root", "oss", "unsupported Cloud bucket"),
+        ("file:///tmp/root", "oss", "unsupported Cloud bucket"),
+        ("mem://bucket/root", "oss", "unsupported Cloud bucket"),
+        ("gs://bucket/root", "oss", "no GCS server"),
+        ("minio://bucket/root", "vertex", "gs:// roots only"),
+        ("/tmp/root", "vertex", "gs:// roots only"),
+    ],
+)
+def test_pipeline_roots_the_backend_refuses(launcher, root, backend, reason):
+    with pytest.raises(launcher.LaunchError, match=reason):
+        launcher.check_pipeline_root(root, backend)
+
+
+def test_pipeline_roots_the_backend_takes(launcher):
+    launcher.check_pipeline_root("minio://mlpipeline/v2/artifacts", "oss")
+    launcher.check_pipeline_root("s3://bucket/root", "oss")
+    launcher.check_pipeline_root("s3://bucket/root", "vertex")
+
+
+def test_substitute_fills_every_supported_placeholder(launcher, tmp_path):
+    executor_input = use_input(launcher, tmp_path)
     executor_input["inputs"]["parameterValues"]["flag"] = True
+    mode = launcher.Backend("oss", True, "/pod")
 
     def sub(template):
-        return launcher.substitute(template, executor_input)
+        return launcher.substitute(template, executor_input, mode)
 
     assert json.loads(sub("{{$}}")) == executor_input
-    assert sub("--in={{$.inputs.artifacts['examples'].uri}}") == (
-        "--in=/root/tiny/run-0/make/1234/out"
+    assert sub("--in={{$.inputs.artifacts['examples'].uri}}") == f"--in={MADE['uri']}"
+    assert sub("{{$.inputs.artifacts['examples'].path}}") == (
+        "/pod/minio/mlpipeline/v2/artifacts/tiny/run-0/make/1234/out"
     )
-    assert sub("{{$.inputs.artifacts['examples'].path}}") == "/root/tiny/run-0/make/1234/out"
-    assert sub("{{$.outputs.artifacts['model'].uri}}") == "/root/tiny/run-1/use/abcd/model"
+    assert sub("{{$.outputs.artifacts['model'].uri}}") == f"{ROOT}/tiny/run-1/use/abcd/model"
     assert sub("{{$.inputs.parameters['serving_dir']}}") == "/srv"
     assert sub("t={{$.inputs.parameters['threshold']}}") == "t=0.5"
+    assert sub("e={{$.inputs.parameters['epochs']}}") == "e=3"
     assert sub("{{$.inputs.parameters['flag']}}") == "true"
     assert sub("{{$.outputs.parameters['accuracy'].output_file}}") == (
-        "/root/tiny/run-1/use/abcd/parameters/accuracy"
+        "/pod/tmp/kfp/outputs/accuracy"
     )
-    assert sub("plain --arg") == "plain --arg"
 
 
 @pytest.mark.parametrize(
@@ -261,18 +310,18 @@ def test_substitute_fills_every_supported_placeholder(launcher):
         "x={{$.outputs.artifacts['model'].metadata}}",
     ],
 )
-def test_substitute_rejects_an_unknown_placeholder(launcher, template):
+def test_substitute_rejects_an_unknown_placeholder(launcher, tmp_path, template):
     with pytest.raises(launcher.LaunchError, match="placeholder .* is not implemented"):
-        launcher.substitute(template, use_input(launcher))
+        launcher.substitute(template, use_input(launcher, tmp_path), launcher.Backend())
 
 
-def test_cache_key_depends_on_inputs_not_on_fresh_output_uris(launcher):
+def test_cache_key_depends_on_inputs_not_on_fresh_output_uris(launcher, tmp_path):
     executor = container("python", "-c", "pass")["container"]
-    base = use_input(launcher)
+    base = use_input(launcher, tmp_path)
     key = launcher.cache_key(executor, base)
 
     assert launcher.cache_key(copy.deepcopy(executor), copy.deepcopy(base)) == key
-    other_run = use_input(launcher, task_root="/root/tiny/run-9/use/9999")
+    other_run = use_input(launcher, tmp_path, task_root=f"{ROOT}/tiny/run-9/use/9999")
     assert launcher.cache_key(executor, other_run) == key
 
     changed_value = copy.deepcopy(base)
@@ -280,11 +329,28 @@ def test_cache_key_depends_on_inputs_not_on_fresh_output_uris(launcher):
     assert launcher.cache_key(executor, changed_value) != key
 
     changed_name = copy.deepcopy(base)
-    changed_name["inputs"]["artifacts"]["examples"]["artifacts"][0]["name"] = "tiny/run-5/make/out"
+    changed_name["inputs"]["artifacts"]["examples"]["artifacts"][0]["name"] = "2"
     assert launcher.cache_key(executor, changed_name) != key
 
     changed_command = container("python", "-c", "print(1)")["container"]
     assert launcher.cache_key(changed_command, base) != key
+
+
+def test_tasks_get_the_images_environment_not_the_callers(launcher, monkeypatch):
+    monkeypatch.setenv("CALLER_ONLY", "1")
+    monkeypatch.delenv("TF_USE_LEGACY_KERAS", raising=False)
+    image_env = launcher.image_environment(launcher.DEFAULT_DOCKERFILE)
+    assert image_env["TF_USE_LEGACY_KERAS"] == "1"  # kubeflow/Dockerfile's ENV
+    assert image_env["PYTHONUNBUFFERED"] == "1"
+    spec_env = {"env": [{"name": "FROM_SPEC", "value": "2"}]}
+    environment = launcher.task_environment(spec_env, image_env, {"POD": "3"}, "/pod/root")
+    assert "CALLER_ONLY" not in environment
+    assert environment["TF_USE_LEGACY_KERAS"] == "1"
+    assert (environment["FROM_SPEC"], environment["POD"], environment["HOME"]) == (
+        "2",
+        "3",
+        "/pod/root",
+    )
 
 
 def write_job(path, spec, pipeline_root) -> str:
@@ -326,51 +392,37 @@ def test_load_pipeline_job_rejects_a_file_that_is_not_a_spec(launcher, tmp_path)
         launcher.load_pipeline_job(str(tmp_path / "list.yaml"))
 
 
-def test_launch_needs_a_local_pipeline_root(launcher, tmp_path):
-    path = write_job(tmp_path / "job.json", chain_spec(), "gs://bucket/root")
-    with pytest.raises(launcher.LaunchError, match="local pipeline root"):
-        launcher.launch(path, "run-1")
-
-
-# Real subprocess runs: each task is `python -c SCRIPT {{$}}`.
+# Real subprocess runs against the S3 server: each task is `python -c SCRIPT {{$}} PATHS`.
 PRODUCE = textwrap.dedent(
     """
     import json, os, sys
     executor_input = json.loads(sys.argv[1])
-    out = executor_input["outputs"]["artifacts"]["digits"]["artifacts"][0]
-    os.makedirs(out["uri"])
-    with open(os.path.join(out["uri"], "data.txt"), "w") as f:
+    out_path = sys.argv[2]
+    os.makedirs(out_path)
+    with open(os.path.join(out_path, "data.txt"), "w") as f:
         f.write(executor_input["inputs"]["parameterValues"]["word"])
     output = {"artifacts": {"digits": {"artifacts": [{"metadata": {"count": 7}}]}}}
     with open(executor_input["outputs"]["outputFile"], "w") as f:
         json.dump(output, f)
+    print("produced")
     """
 )
 CONSUME = textwrap.dedent(
     """
     import json, os, sys
     executor_input = json.loads(sys.argv[1])
+    in_path, out_path = sys.argv[2], sys.argv[3]
     digits = executor_input["inputs"]["artifacts"]["digits"]["artifacts"][0]
-    with open(os.path.join(digits["uri"], "data.txt")) as f:
+    with open(os.path.join(in_path, "data.txt")) as f:
         word = f.read()
-    out = executor_input["outputs"]["artifacts"]["report"]["artifacts"][0]
-    os.makedirs(out["uri"])
-    seen = {"uri": digits["uri"], "metadata": digits["metadata"], "word": word}
-    with open(os.path.join(out["uri"], "seen.json"), "w") as f:
+    os.makedirs(out_path)
+    seen = {"name": digits["name"], "metadata": digits["metadata"], "word": word,
+            "caller_env": os.environ.get("CALLER_ONLY")}
+    with open(os.path.join(out_path, "seen.json"), "w") as f:
         json.dump(seen, f)
-    output = {"artifacts": {"report": {"artifacts": [{"metadata": {"ok": 1}}]}}}
-    with open(executor_input["outputs"]["outputFile"], "w") as f:
-        json.dump(output, f)
     """
 )
-STAMP = textwrap.dedent(
-    """
-    import json, os, sys
-    out = json.loads(sys.argv[1])["outputs"]["artifacts"]["stamp"]["artifacts"][0]
-    os.makedirs(out["uri"])
-    open(os.path.join(out["uri"], "stamp"), "w").close()
-    """
-)
+STAMP = "print('stamped')"
 FAIL = "import sys; print('something broke', file=sys.stderr); sys.exit(3)"
 
 
@@ -380,6 +432,9 @@ def runnable_spec(consume_script=CONSUME) -> dict:
     def outputs(key):
         return {"outputDefinitions": {"artifacts": {key: {"artifactType": ARTIFACT_TYPE}}}}
 
+    digits_out = "{{$.outputs.artifacts['digits'].path}}"
+    digits_in = "{{$.inputs.artifacts['digits'].path}}"
+    report_out = "{{$.outputs.artifacts['report'].path}}"
     return pipeline_spec(
         tasks={
             "produce": task(
@@ -408,28 +463,38 @@ def runnable_spec(consume_script=CONSUME) -> dict:
             "stamp": {"executorLabel": "exec-stamp", **outputs("stamp")},
         },
         executors={
-            "exec-produce": container("python", "-c", PRODUCE, "{{$}}"),
-            "exec-consume": container("python", "-c", consume_script, "{{$}}"),
-            "exec-stamp": container("python", "-c", STAMP, "{{$}}"),
+            "exec-produce": container("python", "-c", PRODUCE, "{{$}}", digits_out),
+            "exec-consume": container(
+                "python", "-c", consume_script, "{{$}}", digits_in, report_out
+            ),
+            "exec-stamp": container("python", "-c", STAMP),
         },
         inputDefinitions={"parameters": {"word": {"parameterType": "STRING"}}},
     )
 
 
-def write_runnable_job(tmp_path, spec) -> str:
-    root = tmp_path / "pipeline_root"
+def write_runnable_job(tmp_path, spec, root) -> str:
     job = {
         "pipelineSpec": spec,
-        "runtimeConfig": {"gcsOutputDirectory": str(root), "parameterValues": {"word": "seven"}},
+        "runtimeConfig": {"gcsOutputDirectory": root, "parameterValues": {"word": "seven"}},
     }
     (tmp_path / "job.json").write_text(json.dumps(job))
     return str(tmp_path / "job.json")
 
 
-def test_launch_runs_tasks_in_order_and_passes_artifacts_then_caches(launcher, tmp_path, capsys):
-    path = write_runnable_job(tmp_path, runnable_spec())
+@pytest.fixture
+def minio_root(s3_endpoint):
+    return f"minio://{new_bucket(s3_endpoint)}/v2/artifacts"
 
-    first = launcher.launch(path, "run-1")
+
+def test_launch_moves_artifacts_through_the_store_then_caches(
+    launcher, tmp_path, s3_endpoint, minio_root, capsys, monkeypatch
+):
+    monkeypatch.setenv("CALLER_ONLY", "leaks")
+    path = write_runnable_job(tmp_path, runnable_spec(), minio_root)
+    state = str(tmp_path / "state")
+
+    first = launcher.launch(path, "run-1", state_dir=state, s3_endpoint=s3_endpoint)
 
     assert {name: result.state for name, result in first.items()} == {
         "produce": "executed",
@@ -437,52 +502,60 @@ def test_launch_runs_tasks_in_order_and_passes_artifacts_then_caches(launcher, t
         "stamp": "executed",
     }
     digits = first["produce"].artifacts["digits"]
-    assert digits["uri"].startswith(str(tmp_path / "pipeline_root" / "tiny" / "run-1" / "produce"))
+    assert digits["uri"].startswith(f"{minio_root}/tiny/run-1/produce/")
     assert digits["metadata"] == {"count": 7}
-    report = first["consume"].artifacts["report"]
-    with open(os.path.join(report["uri"], "seen.json")) as source:
-        seen = json.load(source)
-    assert seen == {"uri": digits["uri"], "metadata": {"count": 7}, "word": "seven"}
-    assert report["metadata"] == {"ok": 1}
-    printed = capsys.readouterr().out
-    assert "Run run-1 of pipeline tiny: 3 tasks" in printed
-    assert f"digits: {digits['uri']}  [count=7]" in printed
+    bucket = minio_root.split("/")[2]
+    client = s3_client(s3_endpoint)
+    keys = [item["Key"] for item in client.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert any(key.endswith("/digits/data.txt") for key in keys)  # uploaded after the task
+    report_key = next(key for key in keys if key.endswith("/report/seen.json"))
+    seen = json.loads(client.get_object(Bucket=bucket, Key=report_key)["Body"].read())
+    assert seen == {
+        "name": str(digits["id"]),
+        "metadata": {
+            "count": 7.0,
+            "display_name": "digits",
+            "store_session_info": '{"Provider": "minio"}',
+        },
+        "word": "seven",  # downloaded before the command
+        "caller_env": None,
+    }
+    logs_key = next(key for key in keys if "/produce/" in key and key.endswith("executor-logs"))
+    assert b"produced" in client.get_object(Bucket=bucket, Key=logs_key)["Body"].read()
+    assert "Run run-1 of pipeline tiny: 3 tasks" in capsys.readouterr().out
 
-    second = launcher.launch(path, "run-2")
+    second = launcher.launch(path, "run-2", state_dir=state, s3_endpoint=s3_endpoint)
 
     assert {name: result.state for name, result in second.items()} == {
         "produce": "cached",
         "consume": "cached",
         "stamp": "executed",
     }
-    assert second["consume"].artifacts["report"]["uri"] == report["uri"]
-    assert second["stamp"].artifacts["stamp"]["uri"] != first["stamp"].artifacts["stamp"]["uri"]
+    assert (
+        second["consume"].artifacts["report"]["uri"] == first["consume"].artifacts["report"]["uri"]
+    )
     assert "run-2" in second["stamp"].artifacts["stamp"]["uri"]
 
-    third = launcher.launch(path, "run-3", use_cache=False)
+    third = launcher.launch(
+        path, "run-3", state_dir=state, s3_endpoint=s3_endpoint, use_cache=False
+    )
     assert {result.state for result in third.values()} == {"executed"}
 
 
-def test_launch_reruns_a_cached_task_whose_outputs_are_gone(launcher, tmp_path, capsys):
-    path = write_runnable_job(tmp_path, runnable_spec())
-    first = launcher.launch(path, "run-1")
-    os.rename(
-        first["consume"].artifacts["report"]["uri"], str(tmp_path / "moved")
-    )  # a cleaned-up pipeline root
-    second = launcher.launch(path, "run-2")
-    assert second["produce"].state == "cached"
-    assert second["consume"].state == "executed"
+def test_launch_refuses_a_local_pipeline_root_before_running_anything(launcher, tmp_path, capsys):
+    path = write_runnable_job(tmp_path, runnable_spec(), str(tmp_path / "root"))
+    with pytest.raises(launcher.LaunchError, match="unsupported Cloud bucket"):
+        launcher.launch(path, "run-1", state_dir=str(tmp_path / "state"))
+    assert "Run " not in capsys.readouterr().out
 
 
-def test_launch_names_the_failed_task_and_its_log(launcher, tmp_path, capsys):
-    path = write_runnable_job(tmp_path, runnable_spec(consume_script=FAIL))
+def test_launch_names_the_failed_task_and_its_log(launcher, tmp_path, s3_endpoint, minio_root):
+    path = write_runnable_job(tmp_path, runnable_spec(consume_script=FAIL), minio_root)
     with pytest.raises(launcher.LaunchError, match="task consume failed") as error:
-        launcher.launch(path, "run-1")
+        launcher.launch(path, "run-1", state_dir=str(tmp_path / "state"), s3_endpoint=s3_endpoint)
     message = str(error.value)
     assert "exit code 3" in message
     assert "something broke" in message  # the end of the log
     log_path = message.split("log: ")[1].split("\n")[0]
-    assert os.path.isfile(log_path)
-    assert log_path.startswith(str(tmp_path / "pipeline_root" / "tiny" / "run-1" / "consume"))
     with open(log_path) as log:
         assert "something broke" in log.read()
