@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # TFX 1.16 needs tf-keras (Keras 3 breaks its Trainer); set before TF loads.
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: setup run test test-full benchmark lint format lock clean
+.PHONY: setup chromium run test test-full benchmark lint format lock clean
 
 setup: $(STAMP)
 
@@ -33,7 +33,14 @@ format: $(STAMP)
 	$(VENV_PY) -m ruff format .
 	$(VENV_PY) -m ruff check --fix .
 
-test: lint
+# The run report is tested in headless Chromium: Debian's, installed if missing.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo -n"; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+test: lint chromium
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)
 
 # The full-data end-to-end run, the benchmark smoke run, the Beam

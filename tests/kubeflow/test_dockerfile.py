@@ -200,9 +200,10 @@ def test_the_compiled_steps_run_the_entrypoint_the_image_checks(compiled_file):
         for executor in executors.values()
         if "container" in executor
     }
-    assert commands == {
-        ("python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor")
-    }
+    # The image's task entrypoint, which hands over to TFX's executor (imported by the build).
+    assert commands == {("python", "/pipeline/kubeflow/task_entrypoint.py")}
+    assert "COPY kubeflow/ kubeflow/" in DOCKERFILE and "WORKDIR /pipeline" in DOCKERFILE
+    assert "kubeflow_v2_run_executor" in DOCKERFILE
 
 
 @pytest.mark.parametrize("file_name", ["DOCKERFILE", "MAKEFILE"])

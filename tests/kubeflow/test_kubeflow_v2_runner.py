@@ -3,6 +3,7 @@
 import json
 import pathlib
 
+import pytest
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
@@ -126,3 +127,28 @@ def test_yaml_form_is_the_bare_spec_that_kfp_loads(
     loaded = components.load_component_from_file(str(path))
     assert loaded.name == "mnist"
     assert set(loaded.pipeline_spec.root.dag.tasks) == expected.COMPONENTS
+
+
+def test_every_task_runs_the_images_task_entrypoint_with_tfxs_arguments(compiled_file):
+    job = json.loads(compiled_file.read_text())
+    for label, executor in job["pipelineSpec"]["deploymentSpec"]["executors"].items():
+        container = executor["container"]
+        assert container["command"] == ["python", "/pipeline/kubeflow/task_entrypoint.py"], label
+        assert container["args"][:2] == ["--executor_class_path", container["args"][1]]
+        assert "--json_serialized_inputs_spec_args" in container["args"], label
+    assert (PROJECT_ROOT / "kubeflow" / "task_entrypoint.py").is_file()
+
+
+def test_paths_the_components_open_cannot_be_minio(v2_runner, tmp_path, capsys):
+    for flags in (
+        ["--serving-dir=minio://mlpipeline/serving"],
+        ["--serving-dir=s3://b/serving"],  # the TFDS dir defaults to <minio root>/tfds
+    ):
+        argv = [
+            f"--output-file={tmp_path / 'x.json'}",
+            "--pipeline-root=minio://mlpipeline/v2/artifacts",
+            *flags,
+        ]
+        with pytest.raises(SystemExit):
+            v2_runner.main(argv)
+        assert "no minio:// filesystem" in capsys.readouterr().err
