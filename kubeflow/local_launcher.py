@@ -81,7 +81,6 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 SCHEMA_VERSION = "2.1.0"
 BACKENDS = ("oss", "vertex")
 OSS_ROOT_SCHEMES = ("gs://", "s3://", "minio://")
-SERVED_SCHEMES = ("s3://", "minio://")
 LOCAL_MOUNTS = {"gs://": "gcs", "minio://": "minio", "s3://": "s3"}
 LOGS_KEY = "executor-logs"
 LOGS_TYPE = {"schemaTitle": "system.Artifact"}
@@ -350,6 +349,16 @@ class MetadataStore:
         }
         return artifact_id
 
+    def written(self, artifact_id: int) -> dict[str, Any]:
+        """An artifact as its task wrote it (URI, type, metadata), with its id."""
+        stored = self._data["artifacts"][str(artifact_id)]
+        return {
+            "id": artifact_id,
+            "uri": stored["uri"],
+            "type": stored["type"],
+            "metadata": copy.deepcopy(stored["metadata"]),
+        }
+
     def runtime_artifact(self, artifact_id: int, backend: str) -> dict[str, Any]:
         """An input artifact as the backend's driver hands it to the task."""
         stored = self._data["artifacts"][str(artifact_id)]
@@ -593,11 +602,8 @@ class Launch:
     """What every task of one launch shares."""
 
     spec: dict[str, Any]
-    runtime_config: dict[str, Any]
     objects: ObjectStore
     store: MetadataStore
-    backend: str
-    publish_logs: bool
     image_env: dict[str, str]
     pod_env: dict[str, str]
     pods_dir: str
@@ -738,11 +744,8 @@ def launch(
     check_pipeline_root(pipeline_root, backend)
     run = Launch(
         spec=spec,
-        runtime_config=runtime_config,
         objects=ObjectStore(s3_endpoint),
         store=MetadataStore(state_dir),
-        backend=backend,
-        publish_logs=publish_logs,
         image_env=image_environment(dockerfile),
         pod_env=dict(pod_env or {}),
         pods_dir=os.path.join(os.path.abspath(state_dir), "pods", run_id),
@@ -767,10 +770,7 @@ def launch(
         key = cache_key(container, executor_input)
         hit = run.store.cached(key) if cacheable else None
         if hit is not None:  # reuseCachedOutputs
-            artifacts = {
-                name: {**run.store.runtime_artifact(artifact_id, "vertex"), "id": artifact_id}
-                for name, artifact_id in hit["outputs"].items()
-            }
+            artifacts = {name: run.store.written(i) for name, i in hit["outputs"].items()}
             result = TaskResult(artifacts, hit["parameters"], "cached", 0.0)
         else:
             result = run_task(run, task_name, executor_input, task_backend)

@@ -143,9 +143,8 @@ def adapt_executor_input(
 
     for key, group in adapted.get("inputs", {}).get("artifacts", {}).items():
         for artifact in group.get("artifacts", []):
-            if not _title(artifact.get("type")) or _title(artifact.get("type")).startswith(
-                "system."
-            ):
+            title = _title(artifact.get("type"))
+            if not title or title.startswith("system."):
                 if key not in declared:
                     raise EntrypointError(
                         f"input artifact {key!r} arrived without a type and "
