@@ -12,36 +12,34 @@ The terminal shows a header, a line per component, the Trainer's epochs and
 the summary; `--verbose` streams the full log instead.
 """
 
+# ruff: noqa: E402 (the imports below follow quiet_library_startup on purpose)
 import os
 
-# TFX 1.16 needs tf-keras; this must be set before TensorFlow is first imported.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from reporting import console as run_console
 
-from reporting import console as run_console  # noqa: E402 (imports no TensorFlow)
-
+# Before TensorFlow loads: its C++ start-up messages and library warnings are
+# silenced at their source (see reporting.console).
 run_console.quiet_library_startup()
 
-import argparse  # noqa: E402
-import atexit  # noqa: E402
-import dataclasses  # noqa: E402
-import datetime  # noqa: E402
-import logging  # noqa: E402
-import shlex  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
+import argparse
+import dataclasses
+import datetime
+import logging
+import shlex
+import sys
+import time
 
-from tfx.dsl.compiler import constants as compiler_constants  # noqa: E402
-from tfx.orchestration import metadata  # noqa: E402
-from tfx.orchestration import pipeline as tfx_pipeline  # noqa: E402
-from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # noqa: E402
-from tfx.orchestration.portable import runtime_parameter_utils, tfx_runner  # noqa: E402
+from tfx.orchestration import metadata
+from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
-from components import tfds_mnist  # noqa: E402
-from pipeline import config as pipeline_config  # noqa: E402
-from pipeline import run_flags, run_lock  # noqa: E402
-from pipeline.config import OutputLayout  # noqa: E402
-from pipeline.pipeline import create_pipeline  # noqa: E402
-from reporting import run_summary  # noqa: E402
+from components import tfds_mnist
+from contract import releases, tfx_internals
+from pipeline import config as pipeline_config
+from pipeline import run_flags, run_lock
+from pipeline.config import OutputLayout
+from pipeline.pipeline import create_pipeline
+from reporting import run_summary
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -126,24 +124,20 @@ def new_run_id() -> str:
 
 
 def run_with_id(pipeline: tfx_pipeline.Pipeline, run_id: str) -> None:
-    """Runs the pipeline with LocalDagRunner under a run id chosen here.
-
-    LocalDagRunner.run() picks the id itself when it starts; choosing it
-    first lets the log file and the progress console name the run before it
-    begins. This is what run() does (TFX 1.16), with the id substituted before
-    run_with_ir(), which then finds no run-id parameter left to fill.
-    """
-    pipeline_ir = tfx_runner._make_pipeline_proto(pipeline)  # noqa: SLF001 (see docstring)
-    runtime_parameter_utils.substitute_runtime_parameter(
-        pipeline_ir, {compiler_constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id}
-    )
-    LocalDagRunner().run_with_ir(pipeline_ir)
+    """Runs the pipeline with LocalDagRunner under a run id chosen here (see tfx_internals)."""
+    LocalDagRunner().run_with_ir(tfx_internals.compile_with_run_id(pipeline, run_id))
 
 
 def run(args: argparse.Namespace, run_id: str | None = None) -> run_summary.RunSummary:
-    """Builds and runs the pipeline, then reads its outcome from ML Metadata."""
+    """Builds and runs the pipeline, then reads its outcome from ML Metadata.
+
+    Called with the output directory's lock held (`main`): pushes staged in
+    the serving directory then belong to killed runs, and are removed first.
+    """
     layout = OutputLayout(os.path.abspath(args.output_dir))
     config = run_config(args)
+    for stale in releases.remove_staged(layout.serving_model_dir):
+        logging.info("Removed the staged push of a run that is gone: %s", stale)
     pipeline = create_pipeline(
         pipeline_root=layout.pipeline_root,
         serving_model_dir=layout.serving_model_dir,
@@ -301,19 +295,5 @@ def _outcome(
     return (0 if summary.pushed else 2), summary, None
 
 
-def exit_skipping_native_teardown(exit_code: int) -> None:
-    """Exits after Python's own clean-up, skipping TensorFlow's native teardown.
-
-    Everything is written and closed by then (outputs, ML Metadata commits),
-    and the atexit handlers (logging, temp dirs, Beam) still run. What is
-    skipped is the C++ finalization of the loaded TensorFlow/TFX libraries,
-    which took ~2.5 s of a ~11 s cached rerun (benchmarks/README.md).
-    """
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(exit_code)
-
-
 if __name__ == "__main__":
-    exit_skipping_native_teardown(main())
+    tfx_internals.exit_skipping_native_teardown(main())

@@ -9,6 +9,8 @@ setuptools.setup(
     python_requires=">=3.11",  # the lock is resolved for 3.11, here and in the image
     packages=setuptools.find_packages(
         include=[
+            "contract",
+            "contract.*",
             "pipeline",
             "pipeline.*",
             "components",
@@ -21,6 +23,6 @@ setuptools.setup(
     ),
     py_modules=["local_runner"],
     # The report's and model card's jinja2 templates.
-    package_data={"reporting": ["templates/*.j2"]},
+    package_data={"reporting": ["templates/*.j2"], "components": ["templates/*.j2"]},
     include_package_data=False,
 )

@@ -19,26 +19,26 @@ runs everything on a tiny slice (for tests); its figures mean nothing.
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import datetime  # noqa: E402
-import json  # noqa: E402
-import pathlib  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import argparse
+import dataclasses
+import datetime
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
 
-import psutil  # noqa: E402
+import psutil
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from benchmarks import profile_log  # noqa: E402
-from pipeline import config, features  # noqa: E402
+from benchmarks import profile_log  # noqa: E402 (after the sys.path line)
+from contract import artifacts, features  # noqa: E402
+from pipeline import config  # noqa: E402
 from reporting import run_summary  # noqa: E402
 
 FULL_TRAIN_EXAMPLES = 60_000
@@ -273,12 +273,10 @@ def main() -> int:
 
 def _epochs_run(summary: run_summary.RunSummary) -> int | None:
     """How many epochs the pipeline's Trainer ran (its training_history.json)."""
-    from pipeline.modules.trainer import mnist_trainer
-
     trainer = summary.component("Trainer")
     if trainer is None or "model_run" not in trainer.outputs:
         return None
-    record = mnist_trainer.read_history(trainer.outputs["model_run"].uri)
+    record = artifacts.read_history(trainer.outputs["model_run"].uri)
     return record["epochs_run"] if record else None
 
 

@@ -13,20 +13,20 @@ inside run_fn). Prints one line per figure.
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import argparse  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import argparse
+import tempfile
+import time
 
-import numpy as np  # noqa: E402
-import plain_keras  # noqa: E402 (beside this script)
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import plain_keras
+import tensorflow as tf
 
-from components import tfds_mnist  # noqa: E402
-from pipeline import config, features  # noqa: E402
-from pipeline.modules.trainer import mnist_trainer  # noqa: E402
+from components import tfds_mnist
+from contract import features
+from pipeline import config
+from pipeline.modules.trainer import mnist_trainer
 
 
 def make_dataset(images, labels, batch_size: int, shift: float) -> tf.data.Dataset:

@@ -9,20 +9,18 @@ compare it with the pipeline.
     python benchmarks/plain_keras.py [--mnist-dir DIR] [--tfds-data-dir DIR]
 """
 
+import argparse
+import json
 import os
+import tempfile
+import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import tensorflow as tf
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import tensorflow as tf  # noqa: E402
-
-from components import example_export, tfds_mnist  # noqa: E402
-from pipeline import config, features  # noqa: E402
-from pipeline.modules.trainer import mnist_trainer  # noqa: E402
+from components import example_export, tfds_mnist
+from contract import features
+from pipeline import config
+from pipeline.modules.trainer import mnist_trainer
 
 
 def _dataset(digits: example_export.DigitArrays) -> tf.data.Dataset:

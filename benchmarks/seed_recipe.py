@@ -14,17 +14,16 @@ for benchmarks/benchmark.py. The archives are the ones TFDS would download;
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import pathlib  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import argparse
+import json
+import pathlib
+import tempfile
+import time
 
-import tensorflow as tf  # noqa: E402
-import tensorflow_datasets as tfds  # noqa: E402
+import tensorflow as tf
+import tensorflow_datasets as tfds
 
 DEFAULT_MNIST_DIR = pathlib.Path(__file__).resolve().parent.parent / "data" / "mnist"
 BATCH_SIZE = 100

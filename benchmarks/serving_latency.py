@@ -7,19 +7,15 @@ serialized raw tf.Examples (parse + Transform graph + model), against calling
 the same Keras model directly on already-scaled arrays. Prints one JSON line.
 """
 
-import os
+import argparse
+import json
+import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import tensorflow as tf
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from components import example_export  # noqa: E402
-from pipeline import features  # noqa: E402
+from components import example_export
+from contract import features
 
 BATCH = 256
 

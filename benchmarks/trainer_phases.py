@@ -14,21 +14,20 @@ same outputs.
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import argparse  # noqa: E402
-import glob  # noqa: E402
-import importlib  # noqa: E402
-import json  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import argparse
+import glob
+import importlib
+import json
+import tempfile
+import time
 
-import tensorflow_transform as tft  # noqa: E402
-from tfx.components.trainer import fn_args_utils  # noqa: E402
-from tfx.types import standard_artifacts  # noqa: E402
+import tensorflow_transform as tft
+from tfx.components.trainer import fn_args_utils
+from tfx.types import standard_artifacts
 
-from pipeline.config import TrainerConfig  # noqa: E402
+from pipeline.config import TrainerConfig
 
 
 def newest_output(output_dir: str, component: str, name: str) -> str:

@@ -12,18 +12,17 @@ accuracy. benchmarks/README.md records what it showed.
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import json  # noqa: E402
-import tempfile  # noqa: E402
+import argparse
+import dataclasses
+import json
+import tempfile
 
-import plain_keras  # noqa: E402 (beside this script)
+import plain_keras
 
-from components import tfds_mnist  # noqa: E402
-from pipeline import config  # noqa: E402
+from components import tfds_mnist
+from pipeline import config
 
 _BEFORE = dict(
     batch_size=128,

@@ -8,51 +8,13 @@ runs only after it succeeds, so no model is trained or released from bad
 data; its execution, failed or not, is recorded in ML Metadata like any other.
 """
 
-import dataclasses
-import os
-
-import tensorflow as tf
-from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.dsl.component.experimental.annotations import InputArtifact
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils, standard_artifacts
 
 from components.source_fingerprint import FingerprintDriver
-
-ANOMALIES_FILE = "SchemaDiff.pb"
-
-
-class DataAnomaliesError(RuntimeError):
-    """The examples do not match the curated schema."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Anomaly:
-    """One schema violation in one split."""
-
-    split: str
-    feature: str
-    kind: str
-    description: str
-
-    def __str__(self) -> str:
-        return f"[{self.split}] {self.feature}: {self.kind}: {self.description}"
-
-
-def read_anomalies(anomalies_uri: str, split_names: list[str]) -> list[Anomaly]:
-    """Reads TFDV's per-split anomaly reports from an ExampleAnomalies artifact."""
-    found = []
-    for split in split_names:
-        path = os.path.join(anomalies_uri, f"Split-{split}", ANOMALIES_FILE)
-        report = anomalies_pb2.Anomalies()
-        report.ParseFromString(tf.io.gfile.GFile(path, "rb").read())
-        for feature, info in sorted(report.anomaly_info.items()):
-            kinds = [anomalies_pb2.AnomalyInfo.Type.Name(reason.type) for reason in info.reason]
-            found.append(Anomaly(split, feature, ", ".join(kinds) or "UNKNOWN", info.description))
-        if report.HasField("dataset_anomaly_info"):
-            info = report.dataset_anomaly_info
-            found.append(Anomaly(split, "(dataset)", "DATASET", info.description))
-    return found
+from contract.artifacts import Anomaly, read_anomalies
+from contract.errors import DataAnomaliesError
 
 
 def gate_message(anomalies: list[Anomaly], anomalies_uri: str) -> str:

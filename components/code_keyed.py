@@ -2,7 +2,7 @@
 
 TFX keys them on the user-code wheel it builds from the module file's
 directory, which misses the project modules that code imports
-(`pipeline.features`, `pipeline.config`): an edit there reused a stale
+(`contract.features`, `pipeline.config`): an edit there reused a stale
 transform graph or model. With FingerprintDriver (components/source_fingerprint.py)
 the key also holds the SHA-256 of every project module the user code imports.
 Nothing else about the components changes.

@@ -3,7 +3,7 @@
 The tf.Examples are encoded in C++ by tfx_bsl from an Arrow RecordBatch, not
 built one protobuf at a time in Python: 70,000 examples take well under a
 second that way. The feature names come from the caller (the pipeline passes
-its feature contract, `pipeline.features`): the image is 784 int64 values
+its feature contract, `contract.features`): the image is 784 int64 values
 0..255 row-major, the label one int64 0..9.
 """
 
@@ -17,8 +17,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from tfx_bsl.public.tfxio import RecordBatchToExamplesEncoder
 
+from contract import files
+
 EXAMPLES_PER_SHARD = 20_000
-TFRECORD_OPTIONS = "GZIP"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +110,7 @@ def write_tfrecords(serialized_examples: list[bytes], split_dir: str) -> list[st
     paths = []
     for shard in range(num_shards):
         path = os.path.join(split_dir, f"data_tfrecord-{shard:05d}-of-{num_shards:05d}.gz")
-        with tf.io.TFRecordWriter(path, options=TFRECORD_OPTIONS) as writer:
+        with tf.io.TFRecordWriter(path, options=files.TFRECORD_COMPRESSION) as writer:
             for record in serialized_examples[shard::num_shards]:
                 writer.write(record)
         paths.append(path)
@@ -121,6 +122,6 @@ def read_examples_artifact(uri: str, split_names: list[str]) -> list[bytes]:
     records: list[bytes] = []
     for split in split_names:
         files = sorted(tf.io.gfile.glob(os.path.join(uri, f"Split-{split}", "*")))
-        dataset = tf.data.TFRecordDataset(files, compression_type=TFRECORD_OPTIONS)
+        dataset = tf.data.TFRecordDataset(files, compression_type=files.TFRECORD_COMPRESSION)
         records.extend(dataset.as_numpy_iterator())
     return records

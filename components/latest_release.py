@@ -34,8 +34,8 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import io_utils, path_utils
 
-from components import release
 from components.source_fingerprint import FingerprintDriver
+from contract import releases
 
 SERVING_MODEL_DIR_KEY = "serving_model_dir"
 CANDIDATE_KEY = "model"
@@ -47,11 +47,11 @@ NO_RELEASE = "none"
 
 def baseline_release(
     serving_model_dir: str, candidate_model_dir: str | None
-) -> tuple[release.Release, str] | None:
+) -> tuple[releases.Release, str] | None:
     """The newest release that does not hold the candidate, with its fingerprint."""
-    candidate = release.model_fingerprint(candidate_model_dir) if candidate_model_dir else None
-    for newest in reversed(release.list_releases(serving_model_dir)):
-        fingerprint = release.model_fingerprint(newest.path)
+    candidate = releases.model_fingerprint(candidate_model_dir) if candidate_model_dir else None
+    for newest in reversed(releases.list_releases(serving_model_dir)):
+        fingerprint = releases.release_fingerprint(newest)
         if fingerprint != candidate:
             return newest, fingerprint
     return None

@@ -1,8 +1,8 @@
 """MnistExampleGen: TFDS MNIST -> tf.Example TFRecords with train/eval/test splits.
 
-A function-based component (STYLE.md): the TFX wiring lives here, the work in
-`tfds_mnist` (TFDS prepare, checksum errors) and `example_export` (splitting
-and encoding), which unit tests call directly.
+A function-based `@component` (no Beam needed): the TFX wiring lives here,
+the work in `tfds_mnist` (TFDS prepare, checksum errors) and
+`example_export` (splitting and encoding), which unit tests call directly.
 """
 
 import json
@@ -17,11 +17,7 @@ from tfx.types import artifact_utils, standard_artifacts
 
 from components import example_export, tfds_mnist
 from components.source_fingerprint import FingerprintDriver
-
-SPLIT_TRAIN = "train"
-SPLIT_EVAL = "eval"
-SPLIT_TEST = "test"
-SPLITS = (SPLIT_TRAIN, SPLIT_EVAL, SPLIT_TEST)
+from contract import features
 
 
 @component
@@ -69,11 +65,11 @@ def MnistExampleGen(  # noqa: N802 (TFX components are named like classes)
         len(train_all), eval_holdout_size, split_seed
     )
     split_data = {
-        SPLIT_TRAIN: train_all.take(train_indices),
-        SPLIT_EVAL: train_all.take(eval_indices),
-        SPLIT_TEST: example_export.load_tfds_split(builder, "test", test_limit),
+        features.SPLIT_TRAIN: train_all.take(train_indices),
+        features.SPLIT_EVAL: train_all.take(eval_indices),
+        features.SPLIT_TEST: example_export.load_tfds_split(builder, "test", test_limit),
     }
-    examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
+    examples.split_names = artifact_utils.encode_split_names(list(features.SPLITS))
     extra_records = []
     if extra_examples is not None:
         extra_records = example_export.read_examples_artifact(
@@ -82,7 +78,7 @@ def MnistExampleGen(  # noqa: N802 (TFX components are named like classes)
     counts = {}
     for split, digits in split_data.items():
         records = example_export.encode_examples(digits, image_feature, label_feature)
-        if split == SPLIT_TRAIN:
+        if split == features.SPLIT_TRAIN:
             records += extra_records
         example_export.write_tfrecords(records, artifact_utils.get_split_uri([examples], split))
         counts[split] = len(records)

@@ -1,24 +1,24 @@
-"""ReleasePusher: releases a blessed model exactly once, whole, with a manifest.
+"""ReleasePusher: TFX's Pusher, releasing a blessed model exactly once and whole.
 
-TFX's filesystem Pusher copies every blessed model into a new
-`<base>/<unix time>/` directory, in place. Three things go wrong with that:
-a run killed mid-copy leaves a half-written version a model server may load;
-the same model is released again whenever its blessing is recomputed (a
-threshold-only change, a rerun after a kill between the copy and the ML
-Metadata publish, an orchestrator without caching); and a release says
-nothing about itself once ML Metadata is out of reach.
-
-This executor keeps TFX's blessing checks and output properties and changes
-the push:
-1. If the newest release already holds this model (same fingerprint over
-   `saved_model.pb` and `variables/`), nothing is copied: the PushedModel
-   records `already_released = 1` with that version and directory.
+It keeps TFX Pusher's contract: the same inputs (`model`, `model_blessing`,
+`infra_blessing`), `push_destination` (a `PushDestination` with a filesystem
+`base_directory`), the same blessing checks (an unblessed model or a failed
+infra validation pushes nothing; with neither blessing it pushes, with TFX's
+warning), the same choice of what to push (the model, or without one the
+InfraBlessing's copy with its warmup requests), and the same PushedModel
+properties (`pushed`, `pushed_destination`, `pushed_version`). It changes
+how the copy lands:
+1. If the newest release already holds this model (the fingerprint its
+   manifest records equals the candidate's), nothing is copied: the
+   PushedModel records `already_released = 1` with that version.
 2. Otherwise the model is copied into a staging directory unique to this
-   push (`<base>/.staging/<version>-<random>`), the release manifest and the
-   model card rendered from it are written into its `assets.extra/`
-   (`release.json`, `model_card.md`, `model_card.html`), and the directory is
-   renamed to `<base>/<version>`, so a version appears whole or not at all.
-Versions are Unix seconds, bumped past the newest existing version.
+   push (`<base>/.staging/<version>-<random>`), with the release manifest
+   (ReleaseManifest's draft plus version, time and run) and the model card
+   (ModelCardGen's) in its `assets.extra/`, then renamed to `<base>/<version>`,
+   so a version appears whole or not at all.
+Versions are Unix seconds (TFX's UNIX_TIMESTAMP versioning), bumped past the
+newest existing version. Cleaning up the staged pushes of killed runs is the
+runner's job (it holds the output directory's lock), not this component's.
 """
 
 import datetime
@@ -33,48 +33,39 @@ import tensorflow as tf
 from tfx import types
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.components.base import base_component, executor_spec
+from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
-from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
-from tfx.utils import io_utils, path_utils
+from tfx.types.component_spec import ChannelParameter
+from tfx.types.experimental import simple_artifacts
+from tfx.utils import io_utils, json_utils, proto_utils
 
-from components import evaluation_results, faults, release
-from components.latest_release import has_release
+from components import faults
+from components.model_card import HTML_FILE, MARKDOWN_FILE
+from components.release_manifest import MANIFEST_FILE
 from components.source_fingerprint import FingerprintDriver
-from reporting import model_card
+from contract import evaluation as evaluation_results
+from contract import files, releases, tfx_internals
 
-SERVING_MODEL_DIR_KEY = "serving_model_dir"
-EVALUATION_KEY = "evaluation"
-EXAMPLES_KEY = "examples"
-BASELINE_MODEL_KEY = "baseline_model"
 TFLITE_BLESSING_KEY = "tflite_blessing"
 TFLITE_EVALUATION_KEY = "tflite_evaluation"
-_TFLITE_FILES = ("model.tflite", "model_dynamic_range.tflite")
+MANIFEST_KEY = "manifest"
+MODEL_CARD_KEY = "model_card"
 
 
-class ReleasePusherSpec(ComponentSpec):
-    """TFX's Pusher inputs, plus what the release manifest records."""
+class ReleasePusherSpec(standard_component_specs.PusherSpec):
+    """TFX's PusherSpec, plus the TFLite gate and the release's documents."""
 
-    PARAMETERS = {SERVING_MODEL_DIR_KEY: ExecutionParameter(type=str)}
     INPUTS = {
-        standard_component_specs.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
-        standard_component_specs.MODEL_BLESSING_KEY: ChannelParameter(
-            type=standard_artifacts.ModelBlessing
-        ),
-        standard_component_specs.INFRA_BLESSING_KEY: ChannelParameter(
-            type=standard_artifacts.InfraBlessing, optional=True
-        ),
-        EVALUATION_KEY: ChannelParameter(type=standard_artifacts.ModelEvaluation, optional=True),
+        **standard_component_specs.PusherSpec.INPUTS,
         TFLITE_BLESSING_KEY: ChannelParameter(type=standard_artifacts.ModelBlessing, optional=True),
         TFLITE_EVALUATION_KEY: ChannelParameter(
             type=standard_artifacts.ModelEvaluation, optional=True
         ),
-        EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples, optional=True),
-        BASELINE_MODEL_KEY: ChannelParameter(type=standard_artifacts.Model, optional=True),
-    }
-    OUTPUTS = {
-        standard_component_specs.PUSHED_MODEL_KEY: ChannelParameter(
-            type=standard_artifacts.PushedModel
-        )
+        standard_component_specs.EVALUATION_KEY: ChannelParameter(
+            type=standard_artifacts.ModelEvaluation, optional=True
+        ),
+        MANIFEST_KEY: ChannelParameter(type=simple_artifacts.File, optional=True),
+        MODEL_CARD_KEY: ChannelParameter(type=simple_artifacts.File, optional=True),
     }
 
 
@@ -83,118 +74,34 @@ def _single(input_dict: dict[str, list[types.Artifact]], key: str) -> types.Arti
     return artifacts[0] if artifacts else None
 
 
-def _property(artifact: types.Artifact, name: str, parse_json: bool = False) -> Any:
-    """A custom property; `parse_json` for the JSON strings MnistExampleGen records."""
-    value = artifact.get_custom_property(name)
-    if parse_json and isinstance(value, str) and value:
-        return json.loads(value)
-    return value
+def filesystem_destination(exec_properties: dict[str, Any]) -> str:
+    """The `base_directory` of the filesystem `push_destination`, as TFX's Pusher reads it.
 
-
-def build_manifest(
-    version: int,
-    fingerprint: str,
-    input_dict: dict[str, list[types.Artifact]],
-    pipeline_run_id: str | None,
-) -> dict[str, Any]:
-    """What a release says about itself, and all its model card shows.
-
-    Model, training (the Trainer's training.json, when the model has one),
-    metrics overall and per digit, each digit's most frequent confusion,
-    gates, baseline (with its accuracies when it was evaluated), TFLite,
-    serving check, data and lineage.
+    Raises:
+      NotImplementedError: a destination other than a filesystem (TFX's Pusher
+        raises the same for what it cannot push to).
     """
-    model = _single(input_dict, standard_component_specs.MODEL_KEY)
-    blessing = _single(input_dict, standard_component_specs.MODEL_BLESSING_KEY)
-    evaluation = _single(input_dict, EVALUATION_KEY)
-    examples = _single(input_dict, EXAMPLES_KEY)
-    baseline = _single(input_dict, BASELINE_MODEL_KEY)
-    manifest: dict[str, Any] = {
-        "version": version,
-        "model_fingerprint": fingerprint,
-        "released_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "pipeline_run_id": pipeline_run_id,
-        "baseline": None,
-        "lineage": {
-            "model": {"id": model.id, "uri": model.uri},
-            "blessing": {"id": blessing.id, "uri": blessing.uri},
-        },
-    }
-    if evaluation is not None:
-        manifest.update(_accuracies(evaluation.uri))
-        manifest["confusions"] = {
-            str(digit): [predicted, count]
-            for digit, (predicted, count) in evaluation_results.top_confusions(
-                evaluation.uri
-            ).items()
-        }
-        manifest["thresholds"] = evaluation_results.gates_of_evaluation(evaluation.uri)
-        manifest["lineage"]["evaluation"] = {"id": evaluation.id, "uri": evaluation.uri}
-    if baseline is not None and has_release(baseline):
-        manifest["baseline"] = {
-            "version": int(baseline.get_string_custom_property("release_version")),
-            "model_fingerprint": baseline.get_string_custom_property("model_fingerprint"),
-        }
-        if evaluation is not None:
-            manifest["baseline"].update(_accuracies(evaluation.uri, baseline=True))
-    training = release.read_training_info(path_utils.serving_model_path(model.uri))
-    if training is not None:
-        manifest["training"] = training
-    tflite_evaluation = _single(input_dict, TFLITE_EVALUATION_KEY)
-    if tflite_evaluation is not None:
-        manifest["tflite"] = {
-            "test_accuracy": evaluation_results.overall_accuracy(tflite_evaluation.uri),
-            "thresholds": evaluation_results.gates_of_evaluation(tflite_evaluation.uri),
-            "bytes": _tflite_sizes(input_dict),
-        }
-    infra_blessing = _single(input_dict, standard_component_specs.INFRA_BLESSING_KEY)
-    if infra_blessing is not None:
-        # Typed getters: after a KFP hand-off a double custom property arrives
-        # as a struct value, not as the double_value it was written as.
-        manifest["serving_check"] = {
-            name: infra_blessing.get_float_custom_property(name)
-            for name in sorted(infra_blessing.mlmd_artifact.custom_properties)
-            if name.startswith(("latency_", "canary_"))
-        }
-    if examples is not None:
-        manifest["data"] = {
-            "archive_sha256": _property(examples, "archive_sha256", parse_json=True),
-            "split_counts": _property(examples, "split_counts", parse_json=True),
-            "tfds_name": _property(examples, "tfds_name"),
-            "tfds_version": _property(examples, "tfds_version"),
-        }
-        manifest["lineage"]["examples"] = {"id": examples.id, "uri": examples.uri}
-    return manifest
+    destination = pusher_pb2.PushDestination()
+    proto_utils.json_to_proto(
+        exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination
+    )
+    kind = destination.WhichOneof("destination")
+    if kind != "filesystem" or not destination.filesystem.base_directory:
+        raise NotImplementedError(
+            f"ReleasePusher pushes to a filesystem base_directory only, not {kind!r}"
+        )
+    return destination.filesystem.base_directory
 
 
-def _accuracies(evaluation_uri: str, baseline: bool = False) -> dict[str, Any]:
-    """Overall and per-digit test accuracy of the candidate (or the baseline)."""
-    return {
-        "test_accuracy": evaluation_results.overall_accuracy(evaluation_uri, baseline=baseline),
-        "per_digit_accuracy": {
-            str(digit): accuracy
-            for digit, accuracy in evaluation_results.digit_accuracy(
-                evaluation_uri, baseline=baseline
-            ).items()
-        },
-    }
-
-
-def _tflite_sizes(input_dict: dict[str, list[types.Artifact]]) -> dict[str, int]:
-    model = _single(input_dict, standard_component_specs.MODEL_KEY)
-    directory = os.path.join(path_utils.serving_model_path(model.uri), release.MANIFEST_DIR)
-    return {
-        name: tf.io.gfile.stat(os.path.join(directory, name)).length
-        for name in _TFLITE_FILES
-        if tf.io.gfile.exists(os.path.join(directory, name))
-    }
-
-
-def _not_blessed_reason(input_dict: dict[str, list[types.Artifact]]) -> str:
+def not_blessed_reason(input_dict: dict[str, list[types.Artifact]]) -> str:
     """Every gate's reason for refusing the candidate, in one line."""
     reasons = []
     for blessing_key, evaluation_key, what in (
-        (standard_component_specs.MODEL_BLESSING_KEY, EVALUATION_KEY, "SavedModel"),
+        (
+            standard_component_specs.MODEL_BLESSING_KEY,
+            standard_component_specs.EVALUATION_KEY,
+            "SavedModel",
+        ),
         (TFLITE_BLESSING_KEY, TFLITE_EVALUATION_KEY, "TFLite"),
     ):
         blessing = _single(input_dict, blessing_key)
@@ -211,7 +118,7 @@ def _not_blessed_reason(input_dict: dict[str, list[types.Artifact]]) -> str:
 
 def next_version(serving_model_dir: str) -> int:
     """Unix seconds, or one past the newest release if that is not later."""
-    newest = release.newest_release(serving_model_dir)
+    newest = releases.newest_release(serving_model_dir)
     version = int(time.time())
     if newest is not None:
         version = max(version, newest.version + 1)
@@ -220,18 +127,69 @@ def next_version(serving_model_dir: str) -> int:
     return version
 
 
-def stage_release(model_dir: str, staging_dir: str, manifest: dict[str, Any]) -> None:
+def read_documents(
+    input_dict: dict[str, list[types.Artifact]],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """ReleaseManifest's draft ({} without one) and ModelCardGen's files ({name: path})."""
+    draft: dict[str, Any] = {}
+    manifest = _single(input_dict, MANIFEST_KEY)
+    if manifest is not None:
+        with tf.io.gfile.GFile(os.path.join(manifest.uri, MANIFEST_FILE)) as source:
+            draft = json.load(source)
+    card_files = {}
+    card = _single(input_dict, MODEL_CARD_KEY)
+    if card is not None:
+        for name in (MARKDOWN_FILE, HTML_FILE):
+            path = os.path.join(card.uri, name)
+            if tf.io.gfile.exists(path):
+                card_files[name] = path
+    return draft, card_files
+
+
+def final_manifest(
+    draft: dict[str, Any],
+    version: int,
+    fingerprint: str,
+    input_dict: dict[str, list[types.Artifact]],
+    pipeline_run_id: str | None,
+) -> dict[str, Any]:
+    """The draft with what only the push knows: version, time, run, fingerprint, blessing."""
+    manifest = dict(draft)
+    manifest.update(
+        version=version,
+        model_fingerprint=fingerprint,
+        released_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        pipeline_run_id=pipeline_run_id,
+    )
+    manifest.setdefault("baseline", None)
+    lineage = dict(manifest.get("lineage") or {})
+    for key, name in (
+        (standard_component_specs.MODEL_KEY, "model"),
+        (standard_component_specs.MODEL_BLESSING_KEY, "blessing"),
+    ):
+        artifact = _single(input_dict, key)
+        if artifact is not None:
+            lineage[name] = {"id": artifact.id, "uri": artifact.uri}
+    manifest["lineage"] = lineage
+    return manifest
+
+
+def stage_release(
+    model_dir: str, staging_dir: str, manifest: dict[str, Any], card_files: dict[str, str]
+) -> None:
     """Copies the model, then its manifest and model card, then saved_model.pb.
 
     saved_model.pb last, as TFX does: a directory without it is no release,
     so no release exists without its manifest and card.
     """
     io_utils.copy_dir(model_dir, staging_dir, deny_regex_patterns=[r"saved_model\.pb"])
-    release.write_manifest(staging_dir, manifest)
-    model_card.write_model_card(staging_dir, manifest)
+    releases.write_manifest(staging_dir, manifest)
+    for name, path in card_files.items():
+        io_utils.copy_file(path, os.path.join(staging_dir, files.EXTRA_DIR, name), overwrite=True)
     faults.pause(faults.RELEASE_MID_COPY)
     io_utils.copy_file(
-        os.path.join(model_dir, "saved_model.pb"), os.path.join(staging_dir, "saved_model.pb")
+        os.path.join(model_dir, files.SAVED_MODEL_FILE),
+        os.path.join(staging_dir, files.SAVED_MODEL_FILE),
     )
 
 
@@ -242,7 +200,7 @@ def move_into_place(staged: str, final: str) -> None:
     stores (`gs://`, `s3://`) TensorFlow renames object by object, so
     `saved_model.pb` could appear before the variables; there the release is
     copied with `saved_model.pb` last (a version directory without it is no
-    release, for TF Serving and for `release.list_releases`), then the staged
+    release, for TF Serving and for `releases.list_releases`), then the staged
     copy is deleted.
     """
     if "://" not in final:
@@ -250,30 +208,9 @@ def move_into_place(staged: str, final: str) -> None:
         return
     io_utils.copy_dir(staged, final, deny_regex_patterns=[r"saved_model\.pb"])
     io_utils.copy_file(
-        os.path.join(staged, "saved_model.pb"), os.path.join(final, "saved_model.pb")
+        os.path.join(staged, files.SAVED_MODEL_FILE), os.path.join(final, files.SAVED_MODEL_FILE)
     )
     tf.io.gfile.rmtree(staged)
-
-
-def remove_stale_staging(staging_root: str) -> list[str]:
-    """Removes staged pushes of runs that are gone; returns what was removed.
-
-    Only with a runner's lock held (RUN_STARTED_ENV set): a staged push older
-    than the lock holder's start belongs to a killed run, since no other run
-    can use this output directory meanwhile. Without the lock (Kubeflow)
-    nothing is removed: another run may be pushing right now.
-    """
-    started = os.environ.get(release.RUN_STARTED_ENV)
-    if not started or not tf.io.gfile.isdir(staging_root):
-        return []
-    removed = []
-    for name in tf.io.gfile.listdir(staging_root):
-        path = os.path.join(staging_root, name.rstrip("/"))
-        if tf.io.gfile.stat(path).mtime_nsec / 1e9 < float(started):
-            tf.io.gfile.rmtree(path)
-            removed.append(path)
-    _remove_if_empty(staging_root)
-    return removed
 
 
 def _remove_if_empty(staging_root: str) -> None:
@@ -292,13 +229,6 @@ class ReleasePusherExecutor(pusher_executor.Executor):
             return False
         return super().CheckBlessing(input_dict)
 
-    def release_source(self, input_dict: dict[str, list[types.Artifact]]) -> str:
-        """The serving check's copy (with its warmup file) if there is one, else the model."""
-        infra = _single(input_dict, standard_component_specs.INFRA_BLESSING_KEY)
-        if infra is not None and infra.get_int_custom_property("has_model") == 1:
-            return path_utils.stamped_model_path(infra.uri)
-        return self.GetModelPath(input_dict)
-
     def Do(  # noqa: N802 (TFX API)
         self,
         input_dict: dict[str, list[types.Artifact]],
@@ -309,40 +239,42 @@ class ReleasePusherExecutor(pusher_executor.Executor):
             output_dict[standard_component_specs.PUSHED_MODEL_KEY]
         )
         if not self.CheckBlessing(input_dict):
-            self._MarkNotPushed(pushed_model)
-            pushed_model.set_string_custom_property("reason", _not_blessed_reason(input_dict))
+            tfx_internals.mark_not_pushed(self, pushed_model)
+            pushed_model.set_string_custom_property("reason", not_blessed_reason(input_dict))
             return
-        model_dir = self.release_source(input_dict)
-        serving_model_dir = exec_properties[SERVING_MODEL_DIR_KEY]
-        fingerprint = release.model_fingerprint(model_dir)
+        serving_model_dir = filesystem_destination(exec_properties)
+        model_dir = self.GetModelPath(input_dict)  # TFX's: the model, else the infra copy
+        fingerprint = releases.model_fingerprint(model_dir)
         pushed_model.set_string_custom_property("model_fingerprint", fingerprint)
 
-        staging_root = os.path.join(serving_model_dir, release.STAGING_DIR)
-        for stale in remove_stale_staging(staging_root):
-            logging.info("Removed the staged push of a run that is gone: %s", stale)
-        newest = release.newest_release(serving_model_dir)
-        if newest is not None and release.model_fingerprint(newest.path) == fingerprint:
+        staging_root = os.path.join(serving_model_dir, files.STAGING_DIR)
+        newest = releases.newest_release(serving_model_dir)
+        if newest is not None and releases.release_fingerprint(newest) == fingerprint:
             _remove_if_empty(staging_root)  # e.g. left by a push killed after its rename
-            self._MarkNotPushed(pushed_model)
+            tfx_internals.mark_not_pushed(self, pushed_model)
             pushed_model.set_int_custom_property("already_released", 1)
             pushed_model.set_string_custom_property("pushed_destination", newest.path)
             pushed_model.set_string_custom_property("pushed_version", str(newest.version))
             return
 
         version = next_version(serving_model_dir)
+        draft, card_files = read_documents(input_dict)
+        manifest = final_manifest(
+            draft, version, fingerprint, input_dict, tfx_internals.pipeline_run_id(self)
+        )
         staged = os.path.join(staging_root, f"{version}-{uuid.uuid4().hex[:12]}")
-        run_id = self._context.pipeline_run_id if self._context else None
-        stage_release(model_dir, staged, build_manifest(version, fingerprint, input_dict, run_id))
+        stage_release(model_dir, staged, manifest, card_files)
         final = os.path.join(serving_model_dir, str(version))
         move_into_place(staged, final)
         faults.inject(faults.RELEASE_AFTER_RENAME)
         _remove_if_empty(staging_root)
-        self._MarkPushed(pushed_model, pushed_destination=final, pushed_version=str(version))
+        logging.info("Released version %s: %s", version, final)
+        tfx_internals.mark_pushed(self, pushed_model, final, str(version))
         pushed_model.set_int_custom_property("already_released", 0)
 
 
 class ReleasePusher(base_component.BaseComponent):
-    """Releases blessed models into `serving_model_dir/<version>/`, exactly once."""
+    """TFX's Pusher, releasing into `push_destination`'s base directory exactly once."""
 
     SPEC_CLASS = ReleasePusherSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(ReleasePusherExecutor)
@@ -351,27 +283,51 @@ class ReleasePusher(base_component.BaseComponent):
 
     def __init__(
         self,
-        model: types.BaseChannel,
-        model_blessing: types.BaseChannel,
-        serving_model_dir: str,
-        evaluation: types.BaseChannel | None = None,
-        examples: types.BaseChannel | None = None,
-        baseline_model: types.BaseChannel | None = None,
+        model: types.BaseChannel | None = None,
+        model_blessing: types.BaseChannel | None = None,
         infra_blessing: types.BaseChannel | None = None,
+        push_destination: pusher_pb2.PushDestination | None = None,
+        custom_config: dict[str, Any] | None = None,
         tflite_blessing: types.BaseChannel | None = None,
         tflite_evaluation: types.BaseChannel | None = None,
+        evaluation: types.BaseChannel | None = None,
+        manifest: types.BaseChannel | None = None,
+        model_card: types.BaseChannel | None = None,
     ):
+        """As TFX's `Pusher(model, model_blessing, infra_blessing, push_destination)`.
+
+        Args:
+          model: The model to push (else the infra_blessing's copy is pushed).
+          model_blessing: The Evaluator's blessing.
+          infra_blessing: A serving validation's blessing (with a model copy).
+          push_destination: Where to release: `filesystem.base_directory`.
+          custom_config: Passed through, as TFX's Pusher does.
+          tflite_blessing: The TFLite Evaluator's blessing: unblessed, no push.
+          tflite_evaluation: Its evaluation (why it refused, for the PushedModel).
+          evaluation: The Evaluator's evaluation (why it refused).
+          manifest: ReleaseManifest's draft, completed into `release.json`.
+          model_card: ModelCardGen's card, copied into the release.
+
+        Raises:
+          ValueError: no push_destination, or neither model nor infra_blessing
+            (TFX's Pusher raises the same).
+        """
+        if push_destination is None:
+            raise ValueError("push_destination is required (a filesystem base_directory)")
+        if model is None and infra_blessing is None:
+            raise ValueError("Either one of model or infra_blessing channel should be given.")
         super().__init__(
             spec=ReleasePusherSpec(
                 model=model,
                 model_blessing=model_blessing,
                 infra_blessing=infra_blessing,
+                push_destination=push_destination,
+                custom_config=json_utils.dumps(custom_config),
                 tflite_blessing=tflite_blessing,
                 tflite_evaluation=tflite_evaluation,
                 evaluation=evaluation,
-                examples=examples,
-                baseline_model=baseline_model,
-                serving_model_dir=serving_model_dir,
+                manifest=manifest,
+                model_card=model_card,
                 pushed_model=types.Channel(type=standard_artifacts.PushedModel),
             )
         )

@@ -32,14 +32,13 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils, path_utils
 
-from components import evaluation_results
 from components.source_fingerprint import FingerprintDriver
+from contract import evaluation as evaluation_results
+from contract import features, files, tfx_internals
 
 PROBE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serving_probe.py")
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 WARMUP_REQUESTS = 5
 ROW_SUM_TOLERANCE = 1e-4
-_IMAGE, _LABEL = "image", "label"  # pipeline/features.py: the raw feature contract
 
 
 def canary_examples(examples_uri: str, split: str, count: int) -> tuple[list[bytes], list[int]]:
@@ -56,8 +55,8 @@ def canary_examples(examples_uri: str, split: str, count: int) -> tuple[list[byt
     records, labels = [], []
     for serialized in everything[::step][:count]:
         example = tf.train.Example.FromString(serialized)
-        labels.append(int(example.features.feature[_LABEL].int64_list.value[0]))
-        del example.features.feature[_LABEL]
+        labels.append(int(example.features.feature[features.LABEL_KEY].int64_list.value[0]))
+        del example.features.feature[features.LABEL_KEY]
         records.append(example.SerializeToString())
     return records, labels
 
@@ -133,12 +132,12 @@ def judge(
 
 def write_warmup(model_dir: str, records: list[bytes]) -> str:
     """TF Serving's warmup file: PredictionLog records of a few canary requests."""
-    path = os.path.join(model_dir, WARMUP_FILE)
+    path = os.path.join(model_dir, files.WARMUP_FILE)
     tf.io.gfile.makedirs(os.path.dirname(path))
     with tf.io.TFRecordWriter(path) as writer:
         for record in records[:WARMUP_REQUESTS]:
             request = predict_pb2.PredictRequest(
-                model_spec=model_pb2.ModelSpec(name="mnist", signature_name="serving_default")
+                model_spec=model_pb2.ModelSpec(name="mnist", signature_name=features.SIGNATURE_NAME)
             )
             request.inputs["examples"].CopyFrom(tf.make_tensor_proto([record], dtype=tf.string))
             log = prediction_log_pb2.PredictionLog(
@@ -194,7 +193,7 @@ def ServingCheck(  # noqa: N802 (TFX components are named like classes)
     io_utils.copy_dir(model_dir, stamped)
     write_warmup(stamped, records)
     blessing.set_int_custom_property("blessed", 1)
-    blessing.set_int_custom_property("has_model", 1)
+    blessing.set_int_custom_property(tfx_internals.INFRA_BLESSING_HAS_MODEL, 1)
     io_utils.write_string_file(os.path.join(blessing.uri, "INFRA_BLESSED"), "")
 
 

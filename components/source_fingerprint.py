@@ -32,9 +32,10 @@ from tfx.dsl.components.base import base_driver
 from tfx.orchestration import data_types_utils
 from tfx.orchestration.portable import data_types
 from tfx.proto.orchestration import driver_output_pb2
-from tfx.utils import import_utils
 
-PROJECT_PACKAGES = ("components", "pipeline", "reporting")
+from contract import tfx_internals
+
+PROJECT_PACKAGES = ("contract", "components", "pipeline", "reporting")
 SOURCE_SHA256_KEY = "source_sha256"
 
 
@@ -72,7 +73,7 @@ def _imported_modules(path: str, module_name: str) -> set[str]:
                 parts = parts[: len(parts) - (node.level - 1)]
                 base = ".".join([*parts, base] if base else parts)
             found.add(base)
-            # `from components import release` imports the module components.release.
+            # `from contract import releases` imports the module contract.releases.
             found.update(f"{base}.{alias.name}" for alias in node.names)
     return {name for name in found if name.split(".")[0] in PROJECT_PACKAGES}
 
@@ -135,7 +136,7 @@ def user_code_modules(exec_properties: dict[str, Any]) -> set[str]:
     """Project modules behind a Transform's or Trainer's user code.
 
     TFX hashes the module file's directory into the user-code wheel, but not
-    the project modules that code imports (e.g. `pipeline.features`).
+    the project modules that code imports (e.g. `contract.features`).
     Handles a module file path, a packaged `module_path` ("name@wheel") and
     dotted `preprocessing_fn` / `run_fn` paths.
     """
@@ -171,9 +172,7 @@ class FingerprintDriver(base_driver.BaseDriver):
     """Adds `source_sha256` and the component's content fingerprints to its cache key."""
 
     def run(self, execution_info: data_types.ExecutionInfo) -> driver_output_pb2.DriverOutput:
-        component_class = import_utils.import_class_by_path(
-            execution_info.pipeline_node.node_info.type.name
-        )
+        component_class = tfx_internals.component_class_of(execution_info)
         exec_properties = dict(execution_info.exec_properties)
         exec_properties.update(self.fingerprints(component_class, execution_info))
         result = driver_output_pb2.DriverOutput()

@@ -13,6 +13,8 @@ import os
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core.download import download_manager
 
+from contract.errors import MnistArchiveError
+
 DATASET_NAME = "mnist"
 
 ARCHIVE_NAMES = (
@@ -21,10 +23,6 @@ ARCHIVE_NAMES = (
     "t10k-images-idx3-ubyte.gz",
     "t10k-labels-idx1-ubyte.gz",
 )
-
-
-class MnistArchiveError(RuntimeError):
-    """An MNIST archive is corrupt, truncated or not the original release."""
 
 
 def has_all_archives(mnist_dir: str) -> bool:

@@ -16,8 +16,8 @@ from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
 from components.source_fingerprint import FingerprintDriver
+from contract import files
 
-TFLITE_IN_SAVED_MODEL = os.path.join("assets.extra", "model.tflite")
 TFMA_TFLITE_FILE = "tflite"
 
 
@@ -32,7 +32,7 @@ def TFLiteCandidate(  # noqa: N802 (TFX components are named like classes)
       model: The Trainer's model (a SavedModel with assets.extra/model.tflite).
       tflite_model: Output; `Format-Serving/tflite`.
     """
-    source = os.path.join(path_utils.serving_model_path(model.uri), TFLITE_IN_SAVED_MODEL)
+    source = os.path.join(path_utils.serving_model_path(model.uri), files.TFLITE_FILE)
     if not tf.io.gfile.exists(source):
         raise FileNotFoundError(f"the Trainer wrote no TFLite model: {source} is missing")
     target_dir = path_utils.serving_model_path(tflite_model.uri)

@@ -23,22 +23,19 @@ key instead.
 file on this machine.
 """
 
+import argparse
+import json
+import logging
 import os
+import shlex
+import sys
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import yaml
+from tfx import v1 as tfx
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import shlex  # noqa: E402
-import sys  # noqa: E402
-
-import yaml  # noqa: E402
-from tfx import v1 as tfx  # noqa: E402
-
-from pipeline import config as pipeline_config  # noqa: E402
-from pipeline import run_flags  # noqa: E402
-from pipeline.pipeline import create_pipeline  # noqa: E402
+from pipeline import config as pipeline_config
+from pipeline import run_flags
+from pipeline.pipeline import create_pipeline
 
 # Where kubeflow/Dockerfile puts the project inside the image.
 IMAGE_PROJECT_DIR = "/pipeline"

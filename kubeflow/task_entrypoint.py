@@ -62,6 +62,8 @@ import sys
 import traceback
 from typing import Any
 
+from contract import tfx_internals
+
 LOGS_OUTPUT_KEY = "executor-logs"
 LAUNCHER_METADATA_KEYS = ("display_name", "store_session_info")
 ROUND_TRIP_MARKER = "store_session_info"
@@ -268,19 +270,8 @@ def run(argv: list[str]) -> None:
     if "s3://" in " ".join(argv):
         import tensorflow_io  # noqa: F401  (registers s3:// with tf.io.gfile)
 
-    from absl import app
-    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
-
-    def run_then_finish(parsed_argv: Any) -> None:
-        kubeflow_v2_run_executor.main(parsed_argv)
-        finish_outputs(adapted, remote_of)
-
     # TFX's own flag parser and main, as `python -m ...kubeflow_v2_run_executor` runs them.
-    app.run(
-        run_then_finish,
-        argv=[sys.argv[0], *argv],
-        flags_parser=kubeflow_v2_run_executor._parse_flags,  # noqa: SLF001
-    )
+    tfx_internals.run_kubeflow_v2_executor(argv, then=lambda: finish_outputs(adapted, remote_of))
 
 
 def finish_outputs(adapted: dict[str, Any], remote_of: dict[str, str]) -> None:

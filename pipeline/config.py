@@ -6,11 +6,13 @@ Trainer's `custom_config`. No hyper-parameter is a literal anywhere else.
 """
 
 import dataclasses
-import os
 import pathlib
 from typing import Any
 
-PIPELINE_NAME = "mnist"
+# Re-exported: the runners read every setting, the output layout included, from here.
+from contract.layout import PIPELINE_NAME as PIPELINE_NAME
+from contract.layout import OutputLayout as OutputLayout
+
 _PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -160,36 +162,3 @@ TRANSFORM_MODULE_FILE = str(
 )
 TRAINER_MODULE_FILE = str(_PROJECT_ROOT / "pipeline" / "modules" / "trainer" / "mnist_trainer.py")
 DEFAULT_MNIST_DIR = str(_PROJECT_ROOT / "data" / "mnist")
-
-
-@dataclasses.dataclass(frozen=True)
-class OutputLayout:
-    """Where a local run keeps its pipeline root, metadata and releases."""
-
-    output_dir: str
-
-    @property
-    def pipeline_root(self) -> str:
-        return os.path.join(self.output_dir, "pipeline")
-
-    @property
-    def metadata_path(self) -> str:
-        return os.path.join(self.output_dir, "metadata.db")
-
-    @property
-    def serving_model_dir(self) -> str:
-        return os.path.join(self.output_dir, "serving", PIPELINE_NAME)
-
-    @property
-    def tfds_data_dir(self) -> str:
-        return os.path.join(self.output_dir, "tfds")
-
-    @property
-    def logs_dir(self) -> str:
-        """One full log per run: `<run-id>.log`."""
-        return os.path.join(self.output_dir, "logs")
-
-    @property
-    def reports_dir(self) -> str:
-        """One HTML report per run: `<run-id>/index.html`, and `latest`."""
-        return os.path.join(self.output_dir, "reports")

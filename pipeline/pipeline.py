@@ -8,18 +8,22 @@ Kubeflow runner build the very same pipeline.
 import tensorflow_model_analysis as tfma
 from tfx.components import ExampleValidator, ImportExampleGen, StatisticsGen
 from tfx.orchestration import pipeline as tfx_pipeline
-from tfx.proto import example_gen_pb2, trainer_pb2, transform_pb2
+from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2, transform_pb2
 
 from components.anomaly_gate import AnomalyGate
 from components.code_keyed import CodeKeyedTrainer, CodeKeyedTransform
 from components.curated_schema_gen import CuratedSchemaGen
+from components.data_profile import DataProfile
+from components.error_gallery import ErrorGallery
 from components.latest_release import LatestRelease
-from components.mnist_example_gen import SPLIT_EVAL, SPLIT_TEST, SPLIT_TRAIN, MnistExampleGen
+from components.mnist_example_gen import MnistExampleGen
+from components.model_card import ModelCardGen
 from components.release_evaluator import ReleaseEvaluator
+from components.release_manifest import ReleaseManifest
 from components.release_pusher import ReleasePusher
 from components.serving_check import ServingCheck
 from components.tflite_candidate import TFLiteCandidate
-from pipeline import features
+from contract import features
 from pipeline.config import PipelineConfig, UserCode
 
 
@@ -60,9 +64,9 @@ def make_eval_config(accuracy_threshold: float, baseline_tolerance: float) -> tf
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
-                signature_name="serving_default",
+                signature_name=features.SIGNATURE_NAME,
                 label_key=features.LABEL_KEY,
-                preprocessing_function_names=["transform_features"],
+                preprocessing_function_names=[features.TRANSFORM_SIGNATURE],
             )
         ],
         slicing_specs=[overall, per_digit],
@@ -148,7 +152,7 @@ def create_pipeline(
         import_example_gen = ImportExampleGen(
             input_base=extra_examples_dir,
             input_config=example_gen_pb2.Input(
-                splits=[example_gen_pb2.Input.Split(name=SPLIT_TRAIN, pattern="*")]
+                splits=[example_gen_pb2.Input.Split(name=features.SPLIT_TRAIN, pattern="*")]
             ),
         ).with_id("ExtraExampleGen")
         components.append(import_example_gen)
@@ -190,7 +194,7 @@ def create_pipeline(
         module_file=user_code.transform_module_file,
         preprocessing_fn=user_code.preprocessing_fn,
         splits_config=transform_pb2.SplitsConfig(
-            analyze=[SPLIT_TRAIN], transform=[SPLIT_TRAIN, SPLIT_EVAL]
+            analyze=[features.SPLIT_TRAIN], transform=[features.SPLIT_TRAIN, features.SPLIT_EVAL]
         ),
         # StatisticsGen already describes the data; Transform's own statistics
         # passes would only cost time.
@@ -205,8 +209,8 @@ def create_pipeline(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=trainer_pb2.TrainArgs(splits=[SPLIT_TRAIN]),
-        eval_args=trainer_pb2.EvalArgs(splits=[SPLIT_EVAL]),
+        train_args=trainer_pb2.TrainArgs(splits=[features.SPLIT_TRAIN]),
+        eval_args=trainer_pb2.EvalArgs(splits=[features.SPLIT_EVAL]),
         custom_config=config.trainer.to_custom_config(),
     ).with_id("Trainer")
 
@@ -219,7 +223,7 @@ def create_pipeline(
     # Evaluates on the untouched test split; blesses only above the bar and the release.
     evaluator = ReleaseEvaluator(
         examples=example_gen.outputs["examples"],
-        example_splits=[SPLIT_TEST],
+        example_splits=[features.SPLIT_TEST],
         model=trainer.outputs["model"],
         baseline_model=latest_release.outputs["baseline_model"],
         eval_config=make_eval_config(config.accuracy_threshold, config.baseline_tolerance),
@@ -231,7 +235,7 @@ def create_pipeline(
     # Judges the TFLite model on the same test split against the same bar.
     tflite_evaluator = ReleaseEvaluator(
         examples=example_gen.outputs["examples"],
-        example_splits=[SPLIT_TEST],
+        example_splits=[features.SPLIT_TEST],
         model=tflite_candidate.outputs["tflite_model"],
         eval_config=make_tflite_eval_config(config.accuracy_threshold),
     ).with_id("TFLiteEvaluator")
@@ -244,19 +248,41 @@ def create_pipeline(
         evaluation=evaluator.outputs["evaluation"],
     )
 
-    # Releases a model that the Evaluators and the serving check blessed, once:
-    # whole (staged, then renamed), with its manifest, and not again if the
-    # newest release already holds it.
-    pusher = ReleasePusher(
+    # Runs the candidate's predict signature over the test split: the report's error gallery.
+    error_gallery = ErrorGallery(
+        model=trainer.outputs["model"], examples=example_gen.outputs["examples"]
+    )
+
+    # Profiles every split for the report; needs only the examples, so a stopped run has it too.
+    data_profile = DataProfile(examples=example_gen.outputs["examples"])
+
+    # Drafts what the release will record: metrics, gates, baseline, data, lineage.
+    release_manifest = ReleaseManifest(
         model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        tflite_blessing=tflite_evaluator.outputs["blessing"],
-        infra_blessing=serving_check.outputs["blessing"],
-        serving_model_dir=serving_model_dir,
         evaluation=evaluator.outputs["evaluation"],
-        tflite_evaluation=tflite_evaluator.outputs["evaluation"],
         examples=example_gen.outputs["examples"],
         baseline_model=latest_release.outputs["baseline_model"],
+        infra_blessing=serving_check.outputs["blessing"],
+        tflite_evaluation=tflite_evaluator.outputs["evaluation"],
+    )
+
+    # Renders the model card from that draft, for the release to carry.
+    model_card = ModelCardGen(manifest=release_manifest.outputs["manifest"])
+
+    # TFX's Pusher contract, releasing exactly once: what the Evaluators and the
+    # serving check blessed (the serving check's copy, with its warmup file),
+    # whole (staged, then renamed), not again if the newest release holds it.
+    pusher = ReleasePusher(
+        model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=serving_check.outputs["blessing"],
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_model_dir)
+        ),
+        tflite_blessing=tflite_evaluator.outputs["blessing"],
+        evaluation=evaluator.outputs["evaluation"],
+        tflite_evaluation=tflite_evaluator.outputs["evaluation"],
+        manifest=release_manifest.outputs["manifest"],
+        model_card=model_card.outputs["model_card"],
     ).with_id("Pusher")
 
     return tfx_pipeline.Pipeline(
@@ -276,6 +302,10 @@ def create_pipeline(
             tflite_candidate,
             tflite_evaluator,
             serving_check,
+            error_gallery,
+            data_profile,
+            release_manifest,
+            model_card,
             pusher,
         ],
         enable_cache=config.enable_cache,

@@ -6,6 +6,10 @@ both push, and each could print the other's summary. The runner takes
 at once, naming the holder. The kernel drops the lock when the holding
 process exits for any reason (even SIGKILL), so a killed run never leaves a
 stale lock behind. Readers (lineage, report) take no lock.
+
+While it holds the lock, the runner clears the serving directory's staging
+area (`contract.releases.remove_staged`): no other run can be pushing into it,
+so whatever is staged there belongs to a run that is gone.
 """
 
 import contextlib
@@ -14,8 +18,6 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
-
-from components.release import RUN_STARTED_ENV
 
 LOCK_FILE = ".lock"
 
@@ -56,14 +58,6 @@ def hold(output_dir: str) -> Iterator[None]:
         handle.truncate()
         json.dump({"pid": os.getpid(), "started": started.isoformat(timespec="seconds")}, handle)
         handle.flush()
-        previous = os.environ.get(RUN_STARTED_ENV)
-        os.environ[RUN_STARTED_ENV] = str(started.timestamp())
-        try:
-            yield
-        finally:
-            if previous is None:
-                os.environ.pop(RUN_STARTED_ENV, None)
-            else:
-                os.environ[RUN_STARTED_ENV] = previous
+        yield
     finally:
         handle.close()

@@ -6,7 +6,8 @@ Beam, warnings, child processes) goes to `<output-dir>/logs/<run-id>.log`:
 file for the run, and the console writes to the terminal through its own
 copies of them. Progress comes from Python logging records, not from parsing
 text: TFX's LocalDagRunner logs "Component %s is running." / "... is
-finished." (matched on the record's format string and argument), and the
+finished." (matched on the record's format string and argument, in
+`contract.tfx_internals.component_event`), and the
 Trainer logs one record per epoch with a `training_epoch` dict attached
 (`pipeline.modules.trainer.mnist_trainer.EpochLogger`).
 
@@ -31,9 +32,8 @@ from absl import logging as absl_logging
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-COMPONENT_STARTED = "Component %s is running."
-COMPONENT_FINISHED = "Component %s is finished."
-"""LocalDagRunner's (TFX 1.16) log format strings around each component's launch."""
+from contract import tfx_internals
+
 TRAINING_EPOCH_ATTRIBUTE = "training_epoch"
 NON_TERMINAL_EPOCH_LINES = 10
 """Without a terminal (CI, a pipe) about this many epoch lines are printed, not all."""
@@ -299,10 +299,14 @@ class ProgressHandler(logging.Handler):
             epoch = getattr(record, TRAINING_EPOCH_ATTRIBUTE, None)
             if epoch is not None:
                 self.console.epoch(epoch)
-            elif record.msg == COMPONENT_STARTED and record.args:
-                self.console.component_started(str(record.args[0]))
-            elif record.msg == COMPONENT_FINISHED and record.args:
-                node_id = str(record.args[0])
+                return
+            event = tfx_internals.component_event(record)
+            if event is None:
+                return
+            what, node_id = event
+            if what == "started":
+                self.console.component_started(node_id)
+            else:
                 self.console.component_finished(node_id, self.state_of(node_id))
         except Exception:  # noqa: BLE001 - a display problem must not stop the run
             self.handleError(record)

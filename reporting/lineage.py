@@ -20,27 +20,25 @@ gates, baseline and data checksums.
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
 if __name__ == "__main__":  # a command: silence library start-up noise before TensorFlow loads
     from reporting import console
 
     console.quiet_library_startup()
 
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import datetime  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import dataclasses
+import datetime
+import json
+import sys
+from typing import Any
 
-from ml_metadata.metadata_store import metadata_store  # noqa: E402
-from ml_metadata.proto import metadata_store_pb2  # noqa: E402
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
 
-from components import evaluation_results, release  # noqa: E402
-from pipeline.config import OutputLayout  # noqa: E402
-from pipeline.modules.trainer import mnist_trainer  # noqa: E402
-from reporting import run_summary  # noqa: E402
+from contract import artifacts, releases
+from contract import evaluation as evaluation_results
+from contract.layout import OutputLayout
+from reporting import run_summary
 
 Artifact = metadata_store_pb2.Artifact
 
@@ -163,7 +161,7 @@ def _rounded(value: float | None) -> float | None:
 
 
 def _epochs_run(model_run: Artifact | None) -> int | None:
-    record = mnist_trainer.read_history(model_run.uri) if model_run is not None else None
+    record = artifacts.read_history(model_run.uri) if model_run is not None else None
     return record["epochs_run"] if record else None
 
 
@@ -171,8 +169,12 @@ def trace_release(store: metadata_store.MetadataStore, pushed_model: Artifact) -
     """The chain from a PushedModel back to the TFDS data it came from."""
     lineage = Lineage(store)
     pusher_inputs = lineage.inputs(lineage.producer(pushed_model).id)
-    (model,) = pusher_inputs["model"]
     (blessing,) = pusher_inputs["model_blessing"]
+    if "model" in pusher_inputs:
+        (model,) = pusher_inputs["model"]
+    else:  # pushed the InfraBlessing's copy, as TFX's Pusher does without a model input
+        (infra_blessing,) = pusher_inputs["infra_blessing"]
+        (model,) = lineage.inputs(lineage.producer(infra_blessing).id)["model"]
     release_step = lineage.step(
         "release",
         pushed_model,
@@ -189,7 +191,7 @@ def trace_manifest(store: metadata_store.MetadataStore, release_dir: str) -> lis
     Returns None when the manifest names no artifact of this store (a release
     made elsewhere, or with another store).
     """
-    manifest = release.read_manifest(release_dir)
+    manifest = releases.read_manifest(release_dir)
     ids = (manifest or {}).get("lineage", {})
     wanted = [ids.get(key, {}) for key in ("model", "blessing")]
     if not all(entry.get("id") for entry in wanted):
@@ -203,7 +205,7 @@ def trace_manifest(store: metadata_store.MetadataStore, release_dir: str) -> lis
         "release",
         0,
         "release manifest",
-        release.manifest_path(release_dir),
+        releases.manifest_path(release_dir),
         manifest.get("released_at", ""),
         {
             "pushed_destination": release_dir,
@@ -220,15 +222,15 @@ def manifest_only(release_dir: str) -> list[Step]:
     Raises:
       LookupError: the directory holds no release manifest.
     """
-    manifest = release.read_manifest(release_dir)
+    manifest = releases.read_manifest(release_dir)
     if manifest is None:
-        raise LookupError(f"{release_dir} holds no release manifest ({release.MANIFEST_FILE})")
+        raise LookupError(f"{release_dir} holds no release manifest ({releases.MANIFEST_FILE})")
     return [
         Step(
             "release",
             0,
             "release manifest",
-            release.manifest_path(release_dir),
+            releases.manifest_path(release_dir),
             manifest.get("released_at", ""),
             manifest,
         )

@@ -15,7 +15,7 @@ from matplotlib import image as matplotlib_image
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from pipeline import features
+from contract import features
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DATA_URI_PREFIX = "data:image/png;base64,"

@@ -11,27 +11,23 @@ file. The local runner writes it at the end of every run (`write_report`).
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
 if __name__ == "__main__":  # a command: silence library start-up noise before TensorFlow loads
     from reporting import console
 
     console.quiet_library_startup()
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import urllib.parse  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import json
+import logging
+import sys
+import time
+import urllib.parse
+from typing import Any
 
-import jinja2  # noqa: E402
-import numpy as np  # noqa: E402
+import jinja2
+import numpy as np
 
-from reporting import plots, report_data  # noqa: E402
-from reporting.report_cache import CACHE_DIR, ReportCache  # noqa: E402
+from reporting import plots, report_data
 
 REPORT_SECTIONS: tuple[str, ...] = report_data.SECTION_IDS
 """The HTML ids of the page's sections, in page order; every one is always present."""
@@ -59,31 +55,15 @@ def run_report_dir(output_dir: str, run_id: str) -> str:
     return os.path.join(output_dir, REPORTS_DIR, run_id.replace(os.sep, "_"))
 
 
-def _drawn(cache: ReportCache, kind: str, plot: Callable[..., Any], *args: Any) -> Any:
-    """plot(*args), drawn once per distinct arguments (they are the cache key)."""
-    return cache.get(kind, list(args), lambda: plot(*args))
-
-
 def _digit_images(pixels: list[np.ndarray]) -> list[str]:
     return [plots.digit_image(digit) for digit in pixels]
 
 
-def _figures(data: report_data.ReportData, cache: ReportCache | None = None) -> dict[str, Any]:
-    """Every figure of the page as a PNG data URI (absent when its data is).
-
-    Figures are drawn once per distinct data (`cache`); the component
-    timings differ in every run and are always drawn.
-    """
-    cache = cache or ReportCache(None)
+def _figures(data: report_data.ReportData) -> dict[str, Any]:
+    """Every figure of the page as a PNG data URI (absent when its data is)."""
     figures: dict[str, Any] = {}
     if data.training is not None:
-        figures["training"] = _drawn(
-            cache,
-            "figure-training",
-            plots.training_curves,
-            data.training.metrics,
-            data.training.best_epoch,
-        )
+        figures["training"] = plots.training_curves(data.training.metrics, data.training.best_epoch)
     quality = data.quality
     if quality is not None:
         matrices = {"candidate": quality.confusion}
@@ -92,34 +72,22 @@ def _figures(data: report_data.ReportData, cache: ReportCache | None = None) -> 
             matrices[f"baseline ({quality.baseline_name})"] = quality.baseline_confusion
             accuracies[f"baseline ({quality.baseline_name})"] = quality.baseline_digit_accuracy
         if quality.confusion:
-            figures["confusion"] = _drawn(
-                cache, "figure-confusion", plots.confusion_heatmaps, matrices
-            )
+            figures["confusion"] = plots.confusion_heatmaps(matrices)
         if quality.digit_accuracy:
-            figures["per_digit"] = _drawn(
-                cache, "figure-per-digit", plots.digit_accuracy_bars, accuracies
-            )
+            figures["per_digit"] = plots.digit_accuracy_bars(accuracies)
     if data.predictions is not None:
-        mistakes = [m.pixels for m in data.predictions.mistakes]
-        figures["mistakes"] = _drawn(cache, "figure-mistakes", _digit_images, mistakes)
+        figures["mistakes"] = _digit_images([m.pixels for m in data.predictions.mistakes])
     if data.data is not None:
         shares = {
             split: [count / max(1, sum(counts)) for count in counts]
             for split, counts in data.data.label_counts.items()
         }
         if shares:
-            figures["labels"] = _drawn(
-                cache,
-                "figure-labels",
-                plots.grouped_bars,
-                shares,
-                "label distribution per split",
-                "share of the split",
+            figures["labels"] = plots.grouped_bars(
+                shares, "label distribution per split", "share of the split"
             )
         if data.data.mean_images is not None:
-            figures["means"] = _drawn(
-                cache, "figure-means", plots.mean_digits, data.data.mean_images
-            )
+            figures["means"] = plots.mean_digits(data.data.mean_images)
     if data.components:
         figures["timings"] = plots.component_timings(
             {c.node_id: c.seconds for c in data.components},
@@ -152,13 +120,12 @@ def _environment() -> jinja2.Environment:
     return environment
 
 
-def render(data: report_data.ReportData, report_dir: str, cache: ReportCache | None = None) -> str:
+def render(data: report_data.ReportData, report_dir: str) -> str:
     """The report page of one run, as HTML.
 
     Args:
       data: The run, from report_data.gather.
       report_dir: The folder the page will be written to (links are relative to it).
-      cache: Figures drawn for earlier reports (None: draw every figure).
     """
     card = data.outcome.model_card
     card_href = None
@@ -170,7 +137,7 @@ def render(data: report_data.ReportData, report_dir: str, cache: ReportCache | N
         .render(
             data=data,
             outcome=data.outcome,
-            figures=_figures(data, cache),
+            figures=_figures(data),
             sections=[(section, SECTION_TITLES[section]) for section in REPORT_SECTIONS],
             model_card_href=card_href,
         )
@@ -203,23 +170,17 @@ def write_report(output_dir: str, run_id: str | None = None, failure: str | None
       report_data.NoMetadataError: no ML Metadata in output_dir, or no such run.
     """
     started = time.monotonic()
-    cache = ReportCache(os.path.join(output_dir, REPORTS_DIR, CACHE_DIR))
-    data = report_data.gather(output_dir, run_id, failure, cache)
+    data = report_data.gather(output_dir, run_id, failure)
     report_dir = run_report_dir(output_dir, data.run_id)
     os.makedirs(report_dir, exist_ok=True)
     index = os.path.join(report_dir, INDEX_FILE)
     temporary = f"{index}.{os.getpid()}.tmp"
     with open(temporary, "w", encoding="utf-8") as out:
-        out.write(render(data, report_dir, cache))
+        out.write(render(data, report_dir))
     os.replace(temporary, index)
     _point_latest(os.path.dirname(report_dir), os.path.basename(report_dir))
     logging.info(
-        "Run report of %s written to %s in %.1f s (%d parts reused, %d computed)",
-        data.run_id,
-        index,
-        time.monotonic() - started,
-        cache.hits,
-        cache.misses,
+        "Run report of %s written to %s in %.1f s", data.run_id, index, time.monotonic() - started
     )
     return index
 

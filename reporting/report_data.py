@@ -3,10 +3,11 @@
 `gather(output_dir, run_id)` reads one pipeline run: its executions (executed
 or cached; a cached execution links the outputs of the run that made them),
 the gates and their figures (TFMA, serving check, Pusher), the training
-history, and two passes over the data: the test split through the
-candidate's `predict` signature (the most confident mistakes) and the train
-split for label counts and the mean image of each digit, streamed in
-batches so memory stays flat on the full 60,000 digits.
+history, TFMA's confusion matrices and per-digit accuracy, and two
+artifacts the DAG computes for the report: ErrorGallery's (the candidate's
+most confident test mistakes) and DataProfile's (label counts, the train
+split's mean digits, malformed records). The report computes nothing from
+the data itself: what it shows is what TFX made, cached and recorded.
 
 A run that stopped early (at the anomaly gate, say) has no model: the parts
 that need one are None and `unavailable[section]` says why, so the report
@@ -16,23 +17,17 @@ always has every section.
 import dataclasses
 import json
 import os
-from collections.abc import Iterator
 
 import numpy as np
 import tensorflow as tf
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
-from tfx.utils import path_utils
 
-from components import evaluation_results, example_export, release
-from components.anomaly_gate import Anomaly, read_anomalies
-from components.mnist_example_gen import SPLIT_TEST, SPLIT_TRAIN, SPLITS
-from pipeline import features
-from pipeline.config import PIPELINE_NAME, OutputLayout
-from pipeline.modules.trainer import mnist_trainer
-from pipeline.modules.trainer.mnist_trainer import CLASSES, PROBABILITIES
-from reporting import lineage, model_card, run_summary
-from reporting.report_cache import ReportCache
+from contract import artifacts, files
+from contract import evaluation as evaluation_results
+from contract.artifacts import Anomaly, read_anomalies
+from contract.layout import PIPELINE_NAME, OutputLayout
+from reporting import lineage, run_summary
 
 SECTION_IDS = (
     "outcome",
@@ -47,14 +42,10 @@ SECTION_IDS = (
 )
 """The report's sections, in page order; also the HTML ids of the sections."""
 
-MODEL_CARD_FILE = os.path.join(release.MANIFEST_DIR, model_card.HTML_FILE)
-MISTAKES_SHOWN = 24
-PREDICT_SIGNATURE = "predict"
-_BATCH_SIZE = 2048
-_FIXED_SPEC = {
-    features.IMAGE_KEY: tf.io.FixedLenFeature([features.NUM_PIXELS], tf.int64),
-    features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
-}
+MODEL_CARD_FILE = files.MODEL_CARD_HTML_FILE
+ERROR_GALLERY = ("ErrorGallery", "gallery")
+DATA_PROFILE = ("DataProfile", "profile")
+"""(component id, output key) of the DAG's artifacts the report shows as they are."""
 
 RELEASED = "released"
 ALREADY_RELEASED = "already released"
@@ -143,24 +134,10 @@ class ModelQuality:
         return f"version {self.baseline_version}" if self.baseline_version else "baseline"
 
 
-@dataclasses.dataclass(frozen=True)
-class Mistake:
-    """A test digit the candidate reads wrongly, with its confidence in the wrong digit."""
-
-    pixels: np.ndarray
-    label: int
-    predicted: int
-    probability: float
-
-
-@dataclasses.dataclass(frozen=True)
-class Predictions:
-    """The candidate's pass over the test split."""
-
-    examples: int
-    wrong: int
-    mistakes: list[Mistake]
-    """The most confident mistakes, most confident first."""
+Mistake = artifacts.Mistake
+"""A test digit the candidate reads wrongly, with its confidence in the wrong digit."""
+Predictions = artifacts.Gallery
+"""ErrorGallery's pass over the test split: examples, wrong, the most confident mistakes."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -336,7 +313,7 @@ def _training(runs: dict[str, run_summary.ComponentRun]) -> TrainingHistory | No
     model_run = _output(runs, "Trainer", "model_run")
     if model_run is None:
         return None
-    record = mnist_trainer.read_history(model_run.uri)
+    record = artifacts.read_history(model_run.uri)
     if record is None:
         return None
     return TrainingHistory(
@@ -361,172 +338,21 @@ def _quality(
     )
 
 
-def _ragged_batch(records: tf.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Parses a batch that has malformed records: (images, labels, which rows are well-formed)."""
-    parsed = tf.io.parse_example(
-        records, {key: tf.io.RaggedFeature(tf.int64) for key in _FIXED_SPEC}
-    )
-    images, labels = parsed[features.IMAGE_KEY], parsed[features.LABEL_KEY]
-    valid = (images.row_lengths().numpy() == features.NUM_PIXELS) & (
-        labels.row_lengths().numpy() == 1
-    )
-    padded_images = images.to_tensor(shape=[None, features.NUM_PIXELS]).numpy()
-    first_labels = labels.to_tensor(default_value=-1, shape=[None, 1]).numpy()[:, 0]
-    return padded_images, first_labels, valid
-
-
-def split_batches(
-    examples_uri: str, split: str, batch_size: int = _BATCH_SIZE
-) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
-    """Streams one split of an Examples artifact as (images [B, 784], labels [B], skipped).
-
-    Records that are not 784 pixels and one label in 0..9 (data the anomaly
-    gate refused) are left out and counted in `skipped`, so a run stopped
-    for bad data still gets its data section. Batches are parsed as fixed
-    shapes (twice as fast) and only parsed again, record by record shape,
-    when that fails.
-    """
-    files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
-    dataset = (
-        tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=2)
-        .batch(batch_size)
-        .prefetch(2)
-    )
-    for records in dataset:
-        try:
-            parsed = tf.io.parse_example(records, _FIXED_SPEC)
-            images = parsed[features.IMAGE_KEY].numpy()
-            labels = parsed[features.LABEL_KEY].numpy()
-            valid = np.ones(len(labels), bool)
-        except tf.errors.InvalidArgumentError:
-            images, labels, valid = _ragged_batch(records)
-        valid &= (labels >= 0) & (labels < features.NUM_CLASSES)
-        yield images[valid], labels[valid], int((~valid).sum())
-
-
-def _label_counts(labels: np.ndarray) -> np.ndarray:
-    return np.bincount(labels, minlength=features.NUM_CLASSES)
-
-
-def _profile_split(examples_uri: str, split: str) -> tuple[list[int], np.ndarray | None, int]:
-    """Label counts of a split and, for train, the mean image per digit: one streaming pass."""
-    counts = np.zeros(features.NUM_CLASSES, np.int64)
-    sums = np.zeros((features.NUM_CLASSES, features.NUM_PIXELS), np.float64)
-    skipped = 0
-    for images, labels, left_out in split_batches(examples_uri, split):
-        counts += _label_counts(labels)
-        skipped += left_out
-        if split == SPLIT_TRAIN:
-            one_hot = np.eye(features.NUM_CLASSES)[labels]
-            sums += one_hot.T @ images
-    means = None
-    if split == SPLIT_TRAIN:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = sums / counts[:, None]
-    return counts.tolist(), means, skipped
-
-
 def _data_profile(
-    examples: metadata_store_pb2.Artifact,
+    examples: metadata_store_pb2.Artifact | None,
+    profile_uri: str,
     anomalies: list[Anomaly],
-    test_labels: list[int] | None,
-    cache: ReportCache,
 ) -> DataProfile:
-    split_counts = _property(examples, "split_counts") or {}
-    splits = _property(examples, "split_names") or list(SPLITS)
-    label_counts, skipped, means = {}, {}, None
-    for split in splits:
-        if split == SPLIT_TEST and test_labels is not None:
-            label_counts[split] = test_labels  # counted by the prediction pass
-            continue
-        label_counts[split], split_means, skipped[split] = cache.get(
-            "split_profile",
-            [_identity(examples), split],
-            lambda split=split: _profile_split(examples.uri, split),
-            load=lambda stored: (
-                stored[0],
-                None if stored[1] is None else np.asarray(stored[1], np.float64),
-                stored[2],
-            ),
-        )
-        means = split_means if split_means is not None else means
+    """DataProfile's artifact, with MnistExampleGen's split counts and the validator's anomalies."""
+    profile = artifacts.read_profile(profile_uri)
+    split_counts = (_property(examples, "split_counts") if examples is not None else None) or {}
     return DataProfile(
         split_counts={split: int(count) for split, count in split_counts.items()},
-        label_counts=label_counts,
-        mean_images=means,
+        label_counts=profile.label_counts,
+        mean_images=profile.mean_images,
         anomalies=anomalies,
-        skipped={split: count for split, count in skipped.items() if count},
+        skipped={split: count for split, count in profile.skipped.items() if count},
     )
-
-
-def _predictions(
-    model_uri: str, examples_uri: str, shown: int = MISTAKES_SHOWN
-) -> tuple[Predictions, list[int]]:
-    """The candidate's `predict` signature over the test split, as a client calls it.
-
-    Returns:
-      The pass's mistakes (the `shown` most confident) and the split's label counts.
-    """
-    loaded = tf.saved_model.load(path_utils.serving_model_path(model_uri))
-    predict = loaded.signatures[PREDICT_SIGNATURE]
-    counts = np.zeros(features.NUM_CLASSES, np.int64)
-    wrong_pixels, wrong_labels, wrong_classes, wrong_probabilities = [], [], [], []
-    total = 0
-    for images, labels, _ in split_batches(examples_uri, SPLIT_TEST):
-        if not len(labels):
-            continue
-        requests = example_export.encode_examples(
-            example_export.DigitArrays(images, labels), features.IMAGE_KEY, None
-        )
-        outputs = predict(examples=tf.constant(requests))
-        classes = outputs[CLASSES].numpy()
-        confidence = outputs[PROBABILITIES].numpy()[np.arange(len(classes)), classes]
-        wrong = classes != labels
-        wrong_pixels.append(images[wrong].astype(np.uint8))
-        wrong_labels.append(labels[wrong])
-        wrong_classes.append(classes[wrong])
-        wrong_probabilities.append(confidence[wrong])
-        counts += _label_counts(labels)
-        total += len(labels)
-    if not total:
-        return Predictions(0, 0, []), counts.tolist()
-    probabilities = np.concatenate(wrong_probabilities)
-    order = np.argsort(-probabilities, kind="stable")[:shown]
-    pixels, labels, classes = (
-        np.concatenate(part) for part in (wrong_pixels, wrong_labels, wrong_classes)
-    )
-    mistakes = [
-        Mistake(pixels[index], int(labels[index]), int(classes[index]), float(probabilities[index]))
-        for index in order
-    ]
-    return Predictions(total, len(probabilities), mistakes), counts.tolist()
-
-
-def _identity(artifact: metadata_store_pb2.Artifact) -> list:
-    """What names an artifact's contents for good, as a cache key.
-
-    Its URI alone could come back (a deleted store numbers executions from 1
-    again); with its ML Metadata id and creation time it cannot.
-    """
-    return [artifact.id, artifact.uri, artifact.create_time_since_epoch]
-
-
-def _dump_predictions(value: tuple[Predictions, list[int]]) -> dict:
-    predictions, test_labels = value
-    return {
-        "examples": predictions.examples,
-        "wrong": predictions.wrong,
-        "mistakes": [[m.pixels, m.label, m.predicted, m.probability] for m in predictions.mistakes],
-        "test_labels": test_labels,
-    }
-
-
-def _load_predictions(stored: dict) -> tuple[Predictions, list[int]]:
-    mistakes = [
-        Mistake(np.asarray(pixels, np.uint8), label, predicted, probability)
-        for pixels, label, predicted, probability in stored["mistakes"]
-    ]
-    return Predictions(stored["examples"], stored["wrong"], mistakes), stored["test_labels"]
 
 
 def _before(node_id: str, runs: dict[str, run_summary.ComponentRun]) -> str:
@@ -556,20 +382,13 @@ def _lineage(
     return None
 
 
-def gather(
-    output_dir: str,
-    run_id: str | None = None,
-    failure: str | None = None,
-    cache: ReportCache | None = None,
-) -> ReportData:
+def gather(output_dir: str, run_id: str | None = None, failure: str | None = None) -> ReportData:
     """Reads one run of the local pipeline in output_dir.
 
     Args:
       output_dir: The runner's --output-dir (holds metadata.db).
       run_id: The run (its `pipeline_run` context name); None for the newest.
       failure: The runner's error message, when the run stopped.
-      cache: Where the passes over the data are kept between reports (a
-        cached rerun reads the same artifacts); None reads them every time.
 
     Returns:
       The report's data; sections the run has no data for are None, with
@@ -578,7 +397,6 @@ def gather(
     Raises:
       NoMetadataError: no ML Metadata in output_dir, or no such run.
     """
-    cache = cache or ReportCache(None)
     store = open_store(output_dir)
     run = find_run(store, run_id)
     summary = run_summary.latest_run_summary(
@@ -613,25 +431,16 @@ def gather(
     if quality is None:
         unavailable["confusion"] = unavailable["per-digit"] = _before("Evaluator", runs)
 
-    model = _output(runs, "Trainer", "model")
-    examples = _output(runs, "MnistExampleGen", "examples")
-    predictions, test_labels = None, None
-    if model is not None and examples is not None:
-        predictions, test_labels = cache.get(
-            "predictions",
-            [_identity(model), _identity(examples)],
-            lambda: _predictions(model.uri, examples.uri),
-            dump=_dump_predictions,
-            load=_load_predictions,
-        )
-    else:
-        unavailable["errors"] = _before("Trainer" if examples else "MnistExampleGen", runs)
+    gallery = _output(runs, *ERROR_GALLERY)
+    predictions = artifacts.read_gallery(gallery.uri) if gallery is not None else None
+    if predictions is None:
+        unavailable["errors"] = _before(ERROR_GALLERY[0], runs)
 
-    data = None
-    if examples is not None:
-        data = _data_profile(examples, anomalies, test_labels, cache)
-    else:
-        unavailable["data"] = _before("MnistExampleGen", runs)
+    profile = _output(runs, *DATA_PROFILE)
+    examples = _output(runs, "MnistExampleGen", "examples")
+    data = _data_profile(examples, profile.uri, anomalies) if profile is not None else None
+    if data is None:
+        unavailable["data"] = _before(DATA_PROFILE[0], runs)
 
     chain = _lineage(store, summary, runs)
     if chain is None:

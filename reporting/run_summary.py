@@ -11,14 +11,13 @@ import os
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from components.anomaly_gate import DataAnomaliesError
-from components.evaluation_results import (
+from contract.errors import DataAnomaliesError, MnistArchiveError
+from contract.evaluation import (
     digit_accuracy,
     overall_accuracy,
     top_confusions,
     validation_failures,
 )
-from components.tfds_mnist import MnistArchiveError
 
 _STATE_NAMES = {
     metadata_store_pb2.Execution.COMPLETE: "executed",

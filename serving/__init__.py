@@ -1,8 +1,9 @@
 """Serving tools: predict digits from image files with a released model.
 
 `python -m serving.predict` is the entry point (see its docstring). This
-package reads releases through `components.release` and never imports
-`pipeline/`: it is what a client of the serving directory needs, nothing more.
+package reads releases through `contract.releases` and imports nothing else of
+the project (tests/test_architecture.py): it is what a client of the serving
+directory needs, nothing more.
 """
 
 import os
@@ -15,5 +16,4 @@ import warnings
 # uses Keras, but a process that imports this package first and Keras later
 # gets the pipeline's Keras.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.api_core")

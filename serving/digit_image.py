@@ -16,7 +16,7 @@ so tests can check each one.
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from serving import contract
+from contract import features
 
 DIGIT_BOX = 20
 """The longer side of the digit after scaling, in pixels (MNIST: 20)."""
@@ -100,7 +100,7 @@ def ink_levels(grey: np.ndarray) -> np.ndarray:
     """
     ink = grey.astype(np.float32)
     if has_light_background(grey):
-        ink = contract.MAX_PIXEL_VALUE - ink
+        ink = features.MAX_PIXEL_VALUE - ink
     ink = np.clip(ink - np.median(border_pixels(ink)), 0, None)
     peak = float(ink.max())
     if peak < MIN_INK_CONTRAST:
@@ -108,7 +108,7 @@ def ink_levels(grey: np.ndarray) -> np.ndarray:
             "no digit found: the image is blank (nothing differs from the background "
             f"by {MIN_INK_CONTRAST} grey levels or more)"
         )
-    return ink * (contract.MAX_PIXEL_VALUE / peak)
+    return ink * (features.MAX_PIXEL_VALUE / peak)
 
 
 def crop_to_ink(ink: np.ndarray, threshold: float = INK_THRESHOLD) -> np.ndarray:
@@ -134,7 +134,7 @@ def scale_longer_side(ink: np.ndarray, side: int = DIGIT_BOX) -> np.ndarray:
     scale = side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     resized = Image.fromarray(ink.astype(np.float32)).resize(size, Image.Resampling.LANCZOS)
-    return np.clip(np.asarray(resized, dtype=np.float32), 0, contract.MAX_PIXEL_VALUE)
+    return np.clip(np.asarray(resized, dtype=np.float32), 0, features.MAX_PIXEL_VALUE)
 
 
 def mass_centre(ink: np.ndarray) -> tuple[float, float]:
@@ -144,7 +144,7 @@ def mass_centre(ink: np.ndarray) -> tuple[float, float]:
     return float((ink * rows).sum()) / mass, float((ink * cols).sum()) / mass
 
 
-def centre_by_mass(digit: np.ndarray, side: int = contract.IMAGE_SIDE) -> np.ndarray:
+def centre_by_mass(digit: np.ndarray, side: int = features.IMAGE_SIDE) -> np.ndarray:
     """Places `digit` in a side x side field with its mass centre at (side/2, side/2).
 
     The shift is a whole number of pixels (so the centre lands within half a
@@ -178,7 +178,7 @@ def to_mnist_pixels(grey: np.ndarray) -> np.ndarray:
     """
     digit = scale_longer_side(crop_to_ink(ink_levels(grey)))
     field = centre_by_mass(digit)
-    return np.rint(field).clip(0, contract.MAX_PIXEL_VALUE).astype(np.uint8).reshape(-1)
+    return np.rint(field).clip(0, features.MAX_PIXEL_VALUE).astype(np.uint8).reshape(-1)
 
 
 def load_digit(path: str) -> np.ndarray:

@@ -12,8 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from components import release
-from serving import contract
+from contract import features, files, releases
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 """Pixels [N, 784] (0..255) -> class probabilities [N, 10]."""
@@ -30,15 +29,15 @@ class ModelLoadError(RuntimeError):
     """The release's model file is there but cannot be loaded (corrupt, wrong format)."""
 
 
-def find_release(serving_dir: str, version: int | None = None) -> release.Release:
+def find_release(serving_dir: str, version: int | None = None) -> releases.Release:
     """The newest release in `serving_dir`, or the one numbered `version`.
 
     Raises:
       ModelNotFoundError: the directory holds no release, or not that version
         (the message lists the versions there are).
     """
-    releases = release.list_releases(serving_dir)
-    if not releases:
+    found = releases.list_releases(serving_dir)
+    if not found:
         state = "holds no release" if tf.io.gfile.isdir(serving_dir) else "does not exist"
         raise ModelNotFoundError(
             f"serving dir {serving_dir} {state} (a release is a numbered subdirectory "
@@ -46,17 +45,17 @@ def find_release(serving_dir: str, version: int | None = None) -> release.Releas
             "--serving-dir with the pipeline's <output-dir>/serving/mnist."
         )
     if version is None:
-        return releases[-1]
-    for candidate in releases:
+        return found[-1]
+    for candidate in found:
         if candidate.version == version:
             return candidate
-    versions = ", ".join(str(candidate.version) for candidate in releases)
+    versions = ", ".join(str(candidate.version) for candidate in found)
     raise ModelNotFoundError(f"no release {version} in {serving_dir}; releases there: {versions}")
 
 
 def tflite_path(release_dir: str) -> str:
     """Where a release keeps its TFLite model."""
-    return os.path.join(release_dir, contract.TFLITE_MODEL_PATH)
+    return os.path.join(release_dir, files.TFLITE_FILE)
 
 
 def encode_examples(pixels: np.ndarray) -> list[bytes]:
@@ -65,7 +64,7 @@ def encode_examples(pixels: np.ndarray) -> list[bytes]:
         tf.train.Example(
             features=tf.train.Features(
                 feature={
-                    contract.IMAGE_KEY: tf.train.Feature(
+                    features.IMAGE_KEY: tf.train.Feature(
                         int64_list=tf.train.Int64List(value=row.tolist())
                     )
                 }
@@ -84,23 +83,23 @@ def pick_probabilities(outputs: dict[str, tf.Tensor]) -> tf.Tensor:
     Raises:
       ValueError: several outputs, none named `probabilities`.
     """
-    if contract.PROBABILITIES_OUTPUT in outputs:
-        return outputs[contract.PROBABILITIES_OUTPUT]
+    if features.PROBABILITIES_OUTPUT in outputs:
+        return outputs[features.PROBABILITIES_OUTPUT]
     if len(outputs) == 1:
         return next(iter(outputs.values()))
     raise ValueError(
-        f"the {contract.SIGNATURE_NAME} signature returns {sorted(outputs)}, "
-        f"none named {contract.PROBABILITIES_OUTPUT!r}"
+        f"the {features.SIGNATURE_NAME} signature returns {sorted(outputs)}, "
+        f"none named {features.PROBABILITIES_OUTPUT!r}"
     )
 
 
 def load_saved_model(release_dir: str) -> Predictor:
     """The release's `serving_default` signature as a predictor."""
-    signature = tf.saved_model.load(release_dir).signatures[contract.SIGNATURE_NAME]
+    signature = tf.saved_model.load(release_dir).signatures[features.SIGNATURE_NAME]
 
     def predict(pixels: np.ndarray) -> np.ndarray:
         examples = tf.constant(encode_examples(pixels))
-        outputs = signature(**{contract.SIGNATURE_INPUT: examples})
+        outputs = signature(**{features.SIGNATURE_INPUT: examples})
         return pick_probabilities(outputs).numpy()
 
     return predict
@@ -115,18 +114,18 @@ def load_tflite(release_dir: str) -> Predictor:
     path = tflite_path(release_dir)
     if not tf.io.gfile.exists(path):
         raise ModelNotFoundError(
-            f"release {release_dir} has no TFLite model ({contract.TFLITE_MODEL_PATH}); "
+            f"release {release_dir} has no TFLite model ({files.TFLITE_FILE}); "
             "leave out --tflite to use its SavedModel"
         )
     interpreter = tf.lite.Interpreter(model_path=path)
     inputs = interpreter.get_input_details()
     image_input = next(
-        (detail for detail in inputs if contract.IMAGE_KEY in detail["name"]), inputs[0]
+        (detail for detail in inputs if features.IMAGE_KEY in detail["name"]), inputs[0]
     )
     output_index = interpreter.get_output_details()[0]["index"]
 
     def predict(pixels: np.ndarray) -> np.ndarray:
-        interpreter.resize_tensor_input(image_input["index"], [len(pixels), contract.NUM_PIXELS])
+        interpreter.resize_tensor_input(image_input["index"], [len(pixels), features.NUM_PIXELS])
         interpreter.allocate_tensors()
         interpreter.set_tensor(image_input["index"], np.asarray(pixels, image_input["dtype"]))
         interpreter.invoke()

@@ -52,15 +52,14 @@ def worker_environment() -> dict[str, str]:
     """The environment the services and the SDK workers they start run with.
 
     The worker pool starts each SDK worker as `python` from PATH, so this
-    virtualenv's bin comes first; the project must import in the workers, and
-    TFX 1.16 needs tf-keras there too.
+    virtualenv's bin comes first; the project must import in the workers (its
+    `contract` package sets the Keras environment there too).
     """
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
     env["PYTHONPATH"] = os.pathsep.join(
         path for path in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if path
     )
-    env["TF_USE_LEGACY_KERAS"] = "1"
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return env
 

@@ -2,16 +2,14 @@
 
 import os
 
-# TFX 1.16 needs tf-keras; must be set before anything imports TensorFlow.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import pathlib  # noqa: E402
-import sys  # noqa: E402
+import pathlib
+import sys
 
-import pytest  # noqa: E402
+import pytest
 
-from components import tfds_mnist  # noqa: E402
+from components import tfds_mnist
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -62,3 +60,14 @@ def run_small_pipeline(tfds_data_dir, mnist_dir):
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def released_run(tmp_path_factory, run_small_pipeline) -> str:
+    """Output dir of one small run (3,000 train digits, 3 epochs) that released version 1.
+
+    Shared by the report, model card and browser tests.
+    """
+    output_dir = str(tmp_path_factory.mktemp("released_run"))
+    assert run_small_pipeline(output_dir) == 0
+    return output_dir

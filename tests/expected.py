@@ -15,6 +15,10 @@ COMPONENTS = frozenset(
         "TFLiteCandidate",
         "TFLiteEvaluator",
         "ServingCheck",
+        "ErrorGallery",
+        "DataProfile",
+        "ReleaseManifest",
+        "ModelCardGen",
         "Pusher",
     }
 )

@@ -5,11 +5,14 @@ real MNIST, under both running modes: the examples and the statistics
 (counts, pixel ranges, value counts) must agree.
 """
 
+import pytest
 import tensorflow_data_validation as tfdv
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from components import example_export, tfds_mnist
-from pipeline import features
+from contract import features
+
+pytestmark = pytest.mark.slow
 
 
 def _statistics(path: str, output: str, mode: str, workers: int):

@@ -32,7 +32,8 @@ from tfx.types import standard_component_specs as specs
 from tfx.utils import json_utils, path_utils, proto_utils
 
 from components import example_export, tfds_mnist
-from pipeline import config, features
+from contract import features
+from pipeline import config
 from pipeline.modules.trainer import mnist_trainer
 from pipeline.pipeline import make_eval_config
 from tests import beam_portable

@@ -20,12 +20,14 @@ from reporting import run_summary
 from tests import expected
 from tests.conftest import PROJECT_ROOT, SMALL_RUN_FLAGS
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, mnist_dir):
     """A copy of the project (code, schema, archives) and a first, good run from it."""
     root = tmp_path_factory.mktemp("project_copy")
-    for name in ("components", "pipeline", "reporting", "schemas"):
+    for name in ("contract", "components", "pipeline", "reporting", "schemas"):
         shutil.copytree(
             PROJECT_ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__")
         )
@@ -128,7 +130,7 @@ def test_an_edited_shared_module_reruns_what_imports_it(good_run, tfds_data_dir)
     assert result.returncode in (0, 2), result.stderr[-3000:]
     states = _states(good_run)
     assert states["Pusher"] == "executed"
-    # Transform and Trainer import pipeline.features (their user code); MnistExampleGen
+    # Transform and Trainer import contract.features (their user code); MnistExampleGen
     # gets the feature names as parameters, which did not change, so the data side stays.
     assert {node for node, state in states.items() if state == "cached"} == {
         "ImportSchemaGen",

@@ -18,9 +18,12 @@ import time
 import pytest
 
 import local_runner
-from components import faults, release
+from components import faults
+from contract import releases
 from reporting import lineage, run_summary
 from tests.conftest import PROJECT_ROOT, SMALL_RUN_FLAGS
+
+pytestmark = pytest.mark.e2e
 
 _WAIT_SECONDS = 600
 
@@ -89,7 +92,7 @@ def killed_twice_then_rerun(tmp_path_factory, tfds_data_dir, mnist_dir, run_smal
         f"{faults.PAUSED_MESSAGE} {faults.RELEASE_MID_COPY}",
         fault=faults.RELEASE_MID_COPY,
     )
-    staged_after_kill = os.listdir(os.path.join(layout.serving_model_dir, release.STAGING_DIR))
+    staged_after_kill = os.listdir(os.path.join(layout.serving_model_dir, releases.STAGING_DIR))
     exit_code = run_small_pipeline(output_dir)
     return layout, (in_trainer, in_push), staged_after_kill, exit_code
 
@@ -113,7 +116,7 @@ def test_the_run_after_a_kill_in_the_trainer_resumes_from_the_cache(killed_twice
 def test_rerun_completes_with_exactly_one_release_and_no_debris(killed_twice_then_rerun):
     layout, _, _, exit_code = killed_twice_then_rerun
     assert exit_code == 0
-    (released,) = release.list_releases(layout.serving_model_dir)
+    (released,) = releases.list_releases(layout.serving_model_dir)
     assert os.listdir(layout.serving_model_dir) == [str(released.version)]
     summary = run_summary.latest_run_summary(layout.metadata_path, "mnist")
     states = {c.node_id: c.state for c in summary.components}
@@ -125,7 +128,7 @@ def test_rerun_completes_with_exactly_one_release_and_no_debris(killed_twice_the
 
 def test_lineage_resolves_the_release(killed_twice_then_rerun, capsys):
     layout, _, _, _ = killed_twice_then_rerun
-    (released,) = release.list_releases(layout.serving_model_dir)
+    (released,) = releases.list_releases(layout.serving_model_dir)
     assert lineage.main([f"--output-dir={layout.output_dir}"]) == 0
     chain = capsys.readouterr().out
     assert f"pushed_version: {released.version}" in chain

@@ -17,7 +17,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 import local_runner
 from components import example_export, tfds_mnist
-from pipeline import features
+from contract import features
 from reporting import run_summary
 from tests import expected
 

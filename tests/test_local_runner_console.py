@@ -17,6 +17,8 @@ import pytest
 from tests import expected
 from tests.conftest import PROJECT_ROOT, SMALL_RUN_FLAGS
 
+pytestmark = pytest.mark.e2e
+
 MAX_TERMINAL_LINES = 60
 
 

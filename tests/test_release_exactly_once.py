@@ -17,9 +17,12 @@ import sys
 import pytest
 
 import local_runner
-from components import faults, release
+from components import faults
+from contract import releases
 from reporting import lineage, run_summary
 from tests.conftest import PROJECT_ROOT, SMALL_RUN_FLAGS
+
+pytestmark = pytest.mark.e2e
 
 
 def _runner_command(output_dir, tfds_data_dir, mnist_dir, *flags):
@@ -48,15 +51,15 @@ def killed_after_rename(tmp_path_factory, tfds_data_dir, mnist_dir):
     )
     assert process.returncode == -signal.SIGKILL, process.stderr[-3000:]
     layout = local_runner.OutputLayout(str(output_dir))
-    (released,) = release.list_releases(layout.serving_model_dir)
+    (released,) = releases.list_releases(layout.serving_model_dir)
     return layout, released
 
 
 def test_the_kill_left_a_whole_release_that_metadata_does_not_know(killed_after_rename):
     layout, released = killed_after_rename
-    manifest = release.read_manifest(released.path)
+    manifest = releases.read_manifest(released.path)
     assert manifest["version"] == released.version
-    assert manifest["model_fingerprint"] == release.model_fingerprint(released.path)
+    assert manifest["model_fingerprint"] == releases.model_fingerprint(released.path)
     store = run_summary.connect(layout.metadata_path)
     pushed = store.get_artifacts_by_type("PushedModel")
     assert not any(a.state == a.LIVE for a in pushed), "the push was never published"
@@ -67,7 +70,7 @@ def test_rerun_after_the_kill_releases_nothing_new(killed_after_rename, run_smal
     assert run_small_pipeline(layout.output_dir) == 0
     output = capsys.readouterr().out
     assert f"already released as version {released.version}" in output
-    assert release.list_releases(layout.serving_model_dir) == [released]
+    assert releases.list_releases(layout.serving_model_dir) == [released]
     assert os.listdir(layout.serving_model_dir) == [str(released.version)], "no staging debris"
     summary = run_summary.latest_run_summary(layout.metadata_path, "mnist")
     states = {c.node_id: c.state for c in summary.components}
@@ -82,7 +85,7 @@ def test_lineage_resolves_the_release_made_by_the_killed_run(killed_after_rename
     assert lineage.main(argv) == 0
     chain = json.loads(capsys.readouterr().out)
     assert [step["stage"] for step in chain][:3] == ["release", "blessing", "model"]
-    manifest = release.read_manifest(released.path)
+    manifest = releases.read_manifest(released.path)
     assert chain[2]["artifact_id"] == manifest["lineage"]["model"]["id"]
     assert chain[0]["details"]["pushed_version"] == str(released.version)
 
@@ -97,4 +100,4 @@ def test_threshold_only_change_does_not_release_the_model_again(
     assert summary.component("Evaluator").state == "executed", "new threshold, new evaluation"
     assert summary.blessed and not summary.released_now
     assert f"already released as version {released.version}" in output
-    assert release.list_releases(layout.serving_model_dir) == [released]
+    assert releases.list_releases(layout.serving_model_dir) == [released]

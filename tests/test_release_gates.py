@@ -22,9 +22,11 @@ import pytest
 import tensorflow as tf
 
 import local_runner
-from components import example_export, release, tfds_mnist
-from pipeline import features
+from components import example_export, tfds_mnist
+from contract import features, releases
 from reporting import lineage, run_summary
+
+pytestmark = pytest.mark.e2e
 
 
 def _versions(layout):
@@ -42,7 +44,7 @@ class Released:
 
     layout: local_runner.OutputLayout
     versions: list[str]
-    first_release: release.Release
+    first_release: releases.Release
     summary: run_summary.RunSummary
     lineage_json: str
     """`lineage.py --json` of the release, before any later run."""
@@ -63,7 +65,7 @@ def released(tmp_path_factory, run_small_pipeline) -> Released:
     output_dir = tmp_path_factory.mktemp("gates")
     assert run_small_pipeline(output_dir) == 0
     layout = local_runner.OutputLayout(str(output_dir))
-    (first_release,) = release.list_releases(layout.serving_model_dir)
+    (first_release,) = releases.list_releases(layout.serving_model_dir)
     lineage_out = io.StringIO()
     with contextlib.redirect_stdout(lineage_out):
         assert lineage.main([f"--output-dir={output_dir}", "--json"]) == 0
@@ -277,7 +279,7 @@ def test_new_data_trains_a_candidate_compared_with_the_release(
     properties = baseline.custom_properties
     assert properties["has_release"].int_value == 1
     assert properties["release_version"].string_value == str(first_release.version)
-    fingerprint = release.model_fingerprint(first_release.path)
+    fingerprint = releases.model_fingerprint(first_release.path)
     assert properties["model_fingerprint"].string_value == fingerprint
 
 

@@ -14,9 +14,11 @@ import pytest
 import tensorflow as tf
 
 import local_runner
-from components import example_export, release, serving_check, tfds_mnist
-from pipeline import features
+from components import example_export, tfds_mnist
+from contract import features, files, releases
 from reporting import run_summary
+
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,7 @@ def released(tmp_path_factory, run_small_pipeline):
     output_dir = tmp_path_factory.mktemp("serving_release")
     assert run_small_pipeline(output_dir) == 0
     layout = local_runner.OutputLayout(str(output_dir))
-    (newest,) = release.list_releases(layout.serving_model_dir)
+    (newest,) = releases.list_releases(layout.serving_model_dir)
     return layout, newest
 
 
@@ -40,7 +42,7 @@ def test_the_release_holds_both_models_and_the_warmup_file(released):
     assert {"model.tflite", "model_dynamic_range.tflite", "tf_serving_warmup_requests"} <= set(
         os.listdir(extra)
     )
-    manifest = release.read_manifest(newest.path)
+    manifest = releases.read_manifest(newest.path)
     sizes = manifest["tflite"]["bytes"]
     assert sizes["model_dynamic_range.tflite"] < sizes["model.tflite"] / 2
     # A TFLite input that TFMA cannot match to `image` gets defaults: chance accuracy.
@@ -115,7 +117,7 @@ def test_saved_model_cli_runs_the_release(released, test_digits):
 
 def test_warmup_requests_answer(released):
     _, newest = released
-    path = os.path.join(newest.path, serving_check.WARMUP_FILE)
+    path = os.path.join(newest.path, files.WARMUP_FILE)
     model = tf.saved_model.load(newest.path)
     from tensorflow_serving.apis import prediction_log_pb2
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from components import example_export
-from pipeline import features
+from contract import features
 
 
 @pytest.fixture(scope="module")

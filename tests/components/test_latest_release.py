@@ -10,7 +10,8 @@ from tfx.proto.orchestration import pipeline_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
-from components import latest_release, release, release_evaluator
+from components import latest_release, release_evaluator
+from contract import releases
 from tests.components.fake_saved_model import write_fake_saved_model
 
 
@@ -44,15 +45,15 @@ def test_baseline_is_none_without_releases(tmp_path):
 def test_baseline_is_the_newest_release_when_the_candidate_differs(tmp_path, serving):
     model = candidate_model(tmp_path, b"candidate")
     baseline, fingerprint = latest_release.baseline_release(serving, candidate_dir(model))
-    assert baseline == release.Release(10, os.path.join(serving, "10"))
-    assert fingerprint == release.model_fingerprint(os.path.join(serving, "10"))
+    assert baseline == releases.Release(10, os.path.join(serving, "10"))
+    assert fingerprint == releases.model_fingerprint(os.path.join(serving, "10"))
 
 
 def test_baseline_skips_the_newest_release_when_it_holds_the_candidate(tmp_path, serving):
     model = candidate_model(tmp_path, b"new")  # the model released as version 10
     baseline, fingerprint = latest_release.baseline_release(serving, candidate_dir(model))
     assert baseline.version == 9
-    assert fingerprint == release.model_fingerprint(os.path.join(serving, "9"))
+    assert fingerprint == releases.model_fingerprint(os.path.join(serving, "9"))
 
 
 def test_baseline_is_none_when_the_only_release_holds_the_candidate(tmp_path):
@@ -66,10 +67,10 @@ def test_baseline_is_none_when_the_only_release_holds_the_candidate(tmp_path):
 def test_release_state_is_none_or_version_and_fingerprint(tmp_path, serving):
     model = candidate_model(tmp_path, b"candidate")
     assert latest_release.release_state(str(tmp_path / "empty"), candidate_dir(model)) == "none"
-    expected = f"10:{release.model_fingerprint(os.path.join(serving, '10'))}"
+    expected = f"10:{releases.model_fingerprint(os.path.join(serving, '10'))}"
     assert latest_release.release_state(serving, candidate_dir(model)) == expected
     own = candidate_model(tmp_path / "own", b"new")
-    expected_own = f"9:{release.model_fingerprint(os.path.join(serving, '9'))}"
+    expected_own = f"9:{releases.model_fingerprint(os.path.join(serving, '9'))}"
     assert latest_release.release_state(serving, candidate_dir(own)) == expected_own
 
 
@@ -88,8 +89,8 @@ def test_executor_copies_the_newest_release_into_format_serving(tmp_path, servin
 
     copied = os.path.join(baseline.uri, "Format-Serving")
     assert copied == path_utils.serving_model_path(baseline.uri)
-    fingerprint = release.model_fingerprint(os.path.join(serving, "10"))
-    assert release.model_fingerprint(copied) == fingerprint
+    fingerprint = releases.model_fingerprint(os.path.join(serving, "10"))
+    assert releases.model_fingerprint(copied) == fingerprint
     assert baseline.get_int_custom_property("has_release") == 1
     assert latest_release.has_release(baseline)
     assert baseline.get_string_custom_property("release_version") == "10"
@@ -102,7 +103,7 @@ def test_executor_never_hands_the_candidate_back_as_its_own_baseline(tmp_path, s
     baseline = run_executor(tmp_path, serving, {"model": [model]})
     assert baseline.get_string_custom_property("release_version") == "9"
     copied = path_utils.serving_model_path(baseline.uri)
-    assert release.model_fingerprint(copied) == release.model_fingerprint(
+    assert releases.model_fingerprint(copied) == releases.model_fingerprint(
         os.path.join(serving, "9")
     )
 

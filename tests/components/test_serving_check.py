@@ -15,7 +15,8 @@ from tensorflow_serving.apis import prediction_log_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
-from components import release, release_pusher, serving_check
+from components import release_pusher, serving_check
+from contract import files, releases
 
 
 class _Served(tf.Module):
@@ -180,7 +181,7 @@ def test_pusher_refuses_a_deliberately_broken_candidate_the_check_refused(tmp_pa
     pushed, serving = _push_after_check(tmp_path, "broken_shape", infra)
     assert pushed.get_int_custom_property("pushed") == 0
     assert "serving check: output shape [20, 3]" in pushed.get_string_custom_property("reason")
-    assert release.list_releases(serving) == []
+    assert releases.list_releases(serving) == []
 
 
 def test_pusher_releases_the_checked_copy_with_its_warmup_file(tmp_path):
@@ -194,8 +195,8 @@ def test_pusher_releases_the_checked_copy_with_its_warmup_file(tmp_path):
     infra.set_int_custom_property("blessed", 1)
     infra.set_int_custom_property("has_model", 1)
     _, serving = _push_after_check(tmp_path, "serving", infra)
-    (released,) = release.list_releases(serving)
-    assert os.path.exists(os.path.join(released.path, serving_check.WARMUP_FILE))
-    manifest = release.read_manifest(released.path)
-    assert manifest["model_fingerprint"] == release.model_fingerprint(stamped)
-    assert release.model_fingerprint(released.path) == release.model_fingerprint(stamped)
+    (released,) = releases.list_releases(serving)
+    assert os.path.exists(os.path.join(released.path, files.WARMUP_FILE))
+    manifest = releases.read_manifest(released.path)
+    assert manifest["model_fingerprint"] == releases.model_fingerprint(stamped)
+    assert releases.model_fingerprint(released.path) == releases.model_fingerprint(stamped)

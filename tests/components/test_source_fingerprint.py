@@ -43,8 +43,8 @@ def test_closure_follows_imports_across_packages():
     assert {
         "reporting/run_summary.py",
         "reporting/__init__.py",
-        "components/evaluation_results.py",
-        "components/__init__.py",
+        "contract/evaluation.py",
+        "contract/__init__.py",
     } <= files
 
 
@@ -63,11 +63,11 @@ def test_user_code_from_a_module_file_includes_what_it_imports():
     modules = source_fingerprint.user_code_modules(
         {"module_file": pipeline_config.TRAINER_MODULE_FILE}
     )
-    assert {TRAINER_MODULE, "pipeline.features", "pipeline.config"} <= modules
+    assert {TRAINER_MODULE, "contract.features", "pipeline.config"} <= modules
     closure = _project_files(source_fingerprint.module_closure(modules))
     assert {
         "pipeline/modules/trainer/mnist_trainer.py",
-        "pipeline/features.py",
+        "contract/features.py",
         "pipeline/config.py",
     } <= closure
 
@@ -77,11 +77,11 @@ def test_user_code_from_a_packaged_wheel(tmp_path):
     with zipfile.ZipFile(wheel, "w") as archive:
         archive.writestr(
             "mnist_trainer.py",
-            "import json\nfrom pipeline import features\n\ndef run_fn(fn_args):\n    pass\n",
+            "import json\nfrom contract import features\n\ndef run_fn(fn_args):\n    pass\n",
         )
         archive.writestr("user_code-0.0+abc.dist-info/RECORD", "mnist_trainer.py,,\n")
     modules = source_fingerprint.user_code_modules({"module_path": f"mnist_trainer@{wheel}"})
-    assert "pipeline.features" in modules
+    assert "contract.features" in modules
     assert "json" not in modules, "only project modules"
 
 

@@ -112,12 +112,13 @@ def test_base_is_python_3_11_as_in_the_makefile():
     assert f"python{match[1]}" == _make_variables()["PYTHON"] == "python3.11"
 
 
-def test_legacy_keras_is_set_as_in_the_makefile():
-    assert _make_variables()["TF_USE_LEGACY_KERAS"] == "1"
+def test_the_image_sets_no_keras_environment_of_its_own():
+    # The `contract` package sets it wherever the code runs (tests/test_architecture.py).
     env = " ".join(
         arguments for instruction, arguments in _dockerfile_instructions() if instruction == "ENV"
     )
-    assert re.search(r"(^|\s)TF_USE_LEGACY_KERAS=1(\s|$)", env), env
+    assert "TF_USE_LEGACY_KERAS" not in env, env
+    assert "COPY contract/ contract/" in DOCKERFILE
 
 
 def _copies() -> list[tuple[list[str], str]]:

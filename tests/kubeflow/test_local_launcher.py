@@ -13,8 +13,8 @@ tf.io.gfile and tensorflow-io). On a small real slice of MNIST:
   nothing new; the release's manifest records the serving check's figures;
 - the same under `--backend vertex` with an `s3://` root;
 - a spec with a resolver task fails naming it.
-The launcher runs in a shell without TF_USE_LEGACY_KERAS (the README's
-command in a fresh shell): tasks take it from kubeflow/Dockerfile.
+The launcher runs in a shell without TF_USE_LEGACY_KERAS (the docs'
+command in a fresh shell): the project's `contract` package sets it in each task.
 """
 
 import json

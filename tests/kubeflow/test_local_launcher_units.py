@@ -338,14 +338,14 @@ def test_cache_key_depends_on_inputs_not_on_fresh_output_uris(launcher, tmp_path
 
 def test_tasks_get_the_images_environment_not_the_callers(launcher, monkeypatch):
     monkeypatch.setenv("CALLER_ONLY", "1")
-    monkeypatch.delenv("TF_USE_LEGACY_KERAS", raising=False)
+    monkeypatch.delenv("PIP_NO_CACHE_DIR", raising=False)
     image_env = launcher.image_environment(launcher.DEFAULT_DOCKERFILE)
-    assert image_env["TF_USE_LEGACY_KERAS"] == "1"  # kubeflow/Dockerfile's ENV
+    assert image_env["PIP_NO_CACHE_DIR"] == "1"  # kubeflow/Dockerfile's ENV
     assert image_env["PYTHONUNBUFFERED"] == "1"
     spec_env = {"env": [{"name": "FROM_SPEC", "value": "2"}]}
     environment = launcher.task_environment(spec_env, image_env, {"POD": "3"}, "/pod/root")
     assert "CALLER_ONLY" not in environment
-    assert environment["TF_USE_LEGACY_KERAS"] == "1"
+    assert environment["PIP_NO_CACHE_DIR"] == "1"
     assert (environment["FROM_SPEC"], environment["POD"], environment["HOME"]) == (
         "2",
         "3",

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components import example_export, release
-from pipeline import features
+from components import error_gallery, example_export
+from contract import artifacts, features, releases
 from pipeline.config import OutputLayout
 from reporting import plots, report, report_data
 from tests.conftest import PROJECT_ROOT
@@ -107,7 +107,7 @@ def test_released_report_is_complete_and_loads_nothing(released_report, released
 
 
 def test_banner_names_the_version_in_the_serving_dir(released_report, released_run):
-    (only,) = release.list_releases(OutputLayout(released_run).serving_model_dir)
+    (only,) = releases.list_releases(OutputLayout(released_run).serving_model_dir)
     page = _read(released_report)
     assert page.status == "released"
     assert f"Released as version {only.version}" in page.section("outcome")
@@ -122,10 +122,21 @@ def test_confusion_counts_sum_to_the_test_split(released_report):
 
 def test_mistake_grid_is_wrong_digits_most_confident_first(released_report):
     mistakes = _read(released_report).mistakes
-    assert len(mistakes) == report_data.MISTAKES_SHOWN
+    assert len(mistakes) == error_gallery.MISTAKES_SHOWN
     assert all(m["data-label"] != m["data-predicted"] for m in mistakes)
     probabilities = [float(m["data-probability"]) for m in mistakes]
     assert probabilities == sorted(probabilities, reverse=True)
+
+
+def test_mistake_grid_is_the_dags_error_gallery(released_report, released_run):
+    files_in_store = report_data.open_store(released_run).get_artifacts_by_type("File")
+    (gallery,) = [artifact for artifact in files_in_store if "/ErrorGallery/" in artifact.uri]
+    recorded = artifacts.read_gallery(gallery.uri).mistakes
+    shown = [
+        (int(m["data-label"]), int(m["data-predicted"]), m["data-probability"])
+        for m in _read(released_report).mistakes
+    ]
+    assert shown == [(m.label, m.predicted, f"{m.probability:.6f}") for m in recorded]
 
 
 def test_latest_is_a_relative_link_to_the_run_folder(released_report, released_run):

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from components import example_export, release
-from pipeline import features
+from components import error_gallery
+from contract import artifacts, features, releases
 from pipeline.config import OutputLayout
 from reporting import report_data
 from tests.expected import COMPONENTS
@@ -23,7 +24,7 @@ def test_a_released_run_has_data_for_every_section(released):
 
 def test_the_outcome_is_the_release_in_the_serving_dir(released, released_run):
     serving_dir = OutputLayout(released_run).serving_model_dir
-    (only,) = release.list_releases(serving_dir)
+    (only,) = releases.list_releases(serving_dir)
     outcome = released.outcome
     assert outcome.status == report_data.RELEASED
     assert outcome.release_version == str(only.version)
@@ -44,7 +45,7 @@ def test_confusion_counts_every_test_digit_and_agrees_with_the_predict_pass(rele
 
 def test_the_mistakes_are_wrong_and_most_confident_first(released):
     mistakes = released.predictions.mistakes
-    assert len(mistakes) == min(report_data.MISTAKES_SHOWN, released.predictions.wrong) > 0
+    assert len(mistakes) == min(error_gallery.MISTAKES_SHOWN, released.predictions.wrong) > 0
     assert all(mistake.label != mistake.predicted for mistake in mistakes)
     probabilities = [mistake.probability for mistake in mistakes]
     assert probabilities == sorted(probabilities, reverse=True)
@@ -72,6 +73,43 @@ def test_data_profile_counts_each_split_and_averages_the_train_digits(released):
     assert 0 <= means.min() and means.max() <= features.MAX_PIXEL_VALUE
     assert means[1].sum() < means[0].sum(), "a mean 1 has less ink than a mean 0"
     assert data.anomalies == [] and data.skipped == {}
+    assert data.label_counts["test"] == released.predictions.test_label_counts
+
+
+def _dag_output(released, node_id: str, key: str):
+    """The artifact the DAG recorded in ML Metadata for node_id's output `key`."""
+    return released.component(node_id).outputs[key]
+
+
+def _plain(mistakes: list[artifacts.Mistake]) -> list[tuple]:
+    return [(m.pixels.tolist(), m.label, m.predicted, m.probability) for m in mistakes]
+
+
+def test_the_report_shows_the_dags_error_gallery_not_a_pass_of_its_own(released):
+    gallery = _dag_output(released, "ErrorGallery", "gallery")
+    recorded = artifacts.read_gallery(gallery.uri)
+    shown = released.predictions
+    assert _plain(shown.mistakes) == _plain(recorded.mistakes)
+    assert (shown.examples, shown.wrong) == (recorded.examples, recorded.wrong)
+    assert gallery.custom_properties["examples"].int_value == recorded.examples == 1000
+    assert gallery.custom_properties["wrong"].int_value == recorded.wrong
+
+
+def test_the_report_shows_the_dags_data_profile(released):
+    recorded = artifacts.read_profile(_dag_output(released, "DataProfile", "profile").uri)
+    assert released.data.label_counts == recorded.label_counts
+    np.testing.assert_array_equal(released.data.mean_images, recorded.mean_images)
+
+
+def test_gathering_loads_no_model_and_reads_no_examples(released_run, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the report computed from the data itself")
+
+    monkeypatch.setattr(tf.saved_model, "load", refuse)
+    monkeypatch.setattr(tf.data, "TFRecordDataset", refuse)
+    monkeypatch.setattr(artifacts, "split_batches", refuse)
+    data = report_data.gather(released_run)
+    assert data.predictions.mistakes and data.data.mean_images is not None
 
 
 def test_gates_show_each_threshold_with_its_figures(released):
@@ -99,29 +137,3 @@ def test_a_dir_without_metadata_or_an_unknown_run_is_refused_clearly(tmp_path, r
         report_data.gather(str(tmp_path))
     with pytest.raises(report_data.NoMetadataError, match="no pipeline run 'not-a-run'"):
         report_data.gather(released_run, "not-a-run")
-
-
-def _encoded(images: np.ndarray, labels: list[int], with_label: bool = True) -> list[bytes]:
-    digits = example_export.DigitArrays(images, np.array(labels, np.int64))
-    return example_export.encode_examples(
-        digits, features.IMAGE_KEY, features.LABEL_KEY if with_label else None
-    )
-
-
-def test_split_batches_leave_out_records_that_break_the_schema(tmp_path):
-    good = np.arange(3 * 784, dtype=np.int64).reshape(3, 784) % 256
-    records = (
-        _encoded(good[:2], [0, 1])
-        + _encoded(good[2:], [10])  # label out of range: parses, then is filtered
-        + _encoded(good[2:], [2])
-        + _encoded(good[2:, :783], [3])  # 783 pixels: the batch falls back to ragged parsing
-        + _encoded(good[2:], [4], with_label=False)
-    )
-    example_export.write_tfrecords(records, str(tmp_path / "Split-train"))
-    batches = list(report_data.split_batches(str(tmp_path), "train", batch_size=4))
-    assert len(batches) == 2
-    images = np.concatenate([batch[0] for batch in batches])
-    labels = np.concatenate([batch[1] for batch in batches])
-    assert labels.tolist() == [0, 1, 2]
-    assert np.array_equal(images, good)
-    assert sum(batch[2] for batch in batches) == 3

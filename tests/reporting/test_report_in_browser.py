@@ -2,8 +2,10 @@
 
 Checks what only a browser can: the page parses into every section, each
 embedded figure decodes to an image, nothing fails or logs an error while
-loading, and the page runs no JavaScript. A full-page screenshot is saved
-for a human to look at (its path is printed; see it with `pytest -s`).
+loading (no console error, page error or failed request), and the page
+runs no JavaScript. A full-page screenshot is saved for a human to look at
+(its path is printed; see it with `pytest -s`). Playwright drives Debian's
+chromium (`make chromium`); see tests/reporting/browser.py.
 """
 
 import pathlib
@@ -13,7 +15,7 @@ import urllib.parse
 import pytest
 
 from reporting.report import REPORT_SECTIONS, write_report
-from tests.reporting.browser import HeadlessBrowser
+from tests.reporting.browser import VIEWPORT, open_page
 
 IMAGES = (
     "[...document.images].map(i => ({src: i.getAttribute('src').slice(0, 40),"
@@ -31,21 +33,20 @@ def report_index(released_run) -> pathlib.Path:
 
 @pytest.fixture(scope="module")
 def report(report_index):
-    """The browser, with the report open in it (loaded, its errors collected)."""
-    with HeadlessBrowser() as browser:
-        browser.open(report_index)
-        yield browser, report_index
+    """The report open in the browser (loaded), the errors it reported, its path."""
+    with open_page(report_index) as (page, errors):
+        yield page, errors, report_index
 
 
 def test_every_section_is_present_in_page_order(report):
-    browser, _ = report
-    ids = browser.evaluate("[...document.querySelectorAll('[id]')].map(e => e.id)")
+    page, _, _ = report
+    ids = page.evaluate("[...document.querySelectorAll('[id]')].map(e => e.id)")
     assert [i for i in ids if i in REPORT_SECTIONS] == list(REPORT_SECTIONS)
 
 
 def test_every_embedded_image_decodes(report):
-    browser, _ = report
-    images = browser.evaluate(IMAGES)
+    page, _, _ = report
+    images = page.evaluate(IMAGES)
     assert images, "the report shows no figure"
     broken = [i for i in images if not (i["complete"] and i["width"] > 0)]
     assert broken == [], f"{len(broken)} of {len(images)} images did not decode"
@@ -54,34 +55,34 @@ def test_every_embedded_image_decodes(report):
 
 
 def test_loading_logged_no_error(report):
-    browser, _ = report
-    assert browser.errors() == []
+    _, errors, _ = report
+    assert errors == []
 
 
 def test_page_has_no_javascript(report):
-    browser, _ = report
-    assert browser.evaluate("document.scripts.length") == 0
-    handlers = browser.evaluate(
+    page, _, _ = report
+    assert page.evaluate("document.scripts.length") == 0
+    handlers = page.evaluate(
         "[...document.querySelectorAll('*')].flatMap(e => [...e.attributes]"
         ".filter(a => a.name.startsWith('on')).map(a => e.tagName + ' ' + a.name))"
     )
     assert handlers == []
-    links = browser.evaluate("[...document.links].map(a => a.href)")
+    links = page.evaluate("[...document.links].map(a => a.href)")
     assert [href for href in links if href.startswith("javascript:")] == []
 
 
 def test_in_page_links_and_local_links_resolve(report):
-    browser, index = report
-    anchors = browser.evaluate(
+    page, _, _ = report
+    anchors = page.evaluate(
         "[...document.querySelectorAll('a[href^=\"#\"]')].map(a => a.getAttribute('href'))"
     )
     missing = [
         a
         for a in anchors
-        if a != "#" and not browser.evaluate(f"!!document.getElementById({a[1:]!r})")
+        if a != "#" and not page.evaluate(f"!!document.getElementById({a[1:]!r})")
     ]
     assert missing == []
-    files = browser.evaluate(
+    files = page.evaluate(
         "[...document.links].filter(a => a.protocol === 'file:').map(a => a.pathname)"
     )
     dangling = [f for f in files if not pathlib.Path(urllib.parse.unquote(f)).exists()]
@@ -89,12 +90,13 @@ def test_in_page_links_and_local_links_resolve(report):
 
 
 def test_full_page_screenshot(report, tmp_path):
-    browser, index = report
-    path = browser.screenshot(tmp_path / "report.png")
+    page, _, index = report
+    path = tmp_path / "report.png"
+    page.screenshot(path=path, full_page=True)
     print(f"\nscreenshot of {index}: {path}")
 
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     width, height = struct.unpack(">II", data[16:24])  # IHDR
-    assert width == 1280
-    assert height > 800, "nine sections with figures should be taller than one screen"
+    assert width == VIEWPORT["width"]
+    assert height > VIEWPORT["height"], "nine sections with figures: taller than one screen"

@@ -8,7 +8,8 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx_bsl.coders import example_coder
 
 from components import example_export
-from pipeline import config, features
+from contract import features
+from pipeline import config
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ through `python -m serving.predict`; the command must agree with the model
 called directly on the original pixels.
 """
 
-import ast
 import json
 import os
 import shutil
@@ -24,8 +23,8 @@ import tensorflow as tf
 from PIL import Image
 
 from components import example_export, tfds_mnist
-from pipeline import features
-from serving import contract, models, predict
+from contract import features
+from serving import models, predict
 from tests.conftest import PROJECT_ROOT
 
 TRAIN_DIGITS = 5000
@@ -58,10 +57,10 @@ VARIANTS = {
 
 def build_model() -> tf.keras.Model:
     """Raw int64 pixels in (scaled inside, as the released model does), probabilities out."""
-    image = tf.keras.Input(shape=(contract.NUM_PIXELS,), dtype=tf.int64, name=contract.IMAGE_KEY)
-    scaled = tf.keras.layers.Rescaling(1.0 / contract.MAX_PIXEL_VALUE)(image)
+    image = tf.keras.Input(shape=(features.NUM_PIXELS,), dtype=tf.int64, name=features.IMAGE_KEY)
+    scaled = tf.keras.layers.Rescaling(1.0 / features.MAX_PIXEL_VALUE)(image)
     hidden = tf.keras.layers.Dense(64, activation="relu")(scaled)
-    probabilities = tf.keras.layers.Dense(contract.NUM_CLASSES, activation="softmax")(hidden)
+    probabilities = tf.keras.layers.Dense(features.NUM_CLASSES, activation="softmax")(hidden)
     model = tf.keras.Model(image, probabilities)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
@@ -77,12 +76,12 @@ def save_release(model: tf.keras.Model, release_dir: str, output_name: str | Non
         which TF names `output_0` (what today's releases have).
     """
     feature_spec = {
-        contract.IMAGE_KEY: tf.io.FixedLenFeature([contract.NUM_PIXELS], tf.int64),
+        features.IMAGE_KEY: tf.io.FixedLenFeature([features.NUM_PIXELS], tf.int64),
     }
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve(examples):
-        probabilities = model(tf.io.parse_example(examples, feature_spec)[contract.IMAGE_KEY])
+        probabilities = model(tf.io.parse_example(examples, feature_spec)[features.IMAGE_KEY])
         return {output_name: probabilities} if output_name else probabilities
 
     tf.saved_model.save(model, release_dir, signatures={"serving_default": serve})
@@ -110,7 +109,7 @@ def trained_model(builder) -> tf.keras.Model:
 def serving_dir(tmp_path_factory, trained_model) -> str:
     """A fake serving dir with one release, 1: SavedModel (`probabilities`) + TFLite."""
     serving = tmp_path_factory.mktemp("release") / "serving" / "mnist"
-    save_release(trained_model, str(serving / "1"), output_name=contract.PROBABILITIES_OUTPUT)
+    save_release(trained_model, str(serving / "1"), output_name=features.PROBABILITIES_OUTPUT)
     return str(serving)
 
 
@@ -164,25 +163,6 @@ def cli_predictions(serving_dir, digit_files) -> dict[str, list[dict]]:
         records[runtime] = read_json_lines(process.stdout)
         assert [record["image"] for record in records[runtime]] == paths
     return records
-
-
-def test_serving_contract_matches_the_pipeline_features():
-    assert contract.IMAGE_KEY == features.IMAGE_KEY
-    assert contract.IMAGE_SIDE == features.IMAGE_HEIGHT == features.IMAGE_WIDTH
-    assert contract.NUM_PIXELS == features.NUM_PIXELS
-    assert contract.MAX_PIXEL_VALUE == features.MAX_PIXEL_VALUE
-    assert contract.NUM_CLASSES == features.NUM_CLASSES
-
-
-def test_serving_does_not_import_the_pipeline_package():
-    for source in (PROJECT_ROOT / "serving").glob("*.py"):
-        for node in ast.walk(ast.parse(source.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [node.module or ""]
-            assert not any(name.split(".")[0] == "pipeline" for name in names), source
 
 
 def test_cli_agrees_with_the_model_on_real_digits_in_every_variant(

@@ -16,23 +16,12 @@ import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public import tfxio
 
-from pipeline import features
+from contract import features, files, tfx_internals
 from pipeline.config import TrainerConfig
 
-HISTORY_FILE = "training_history.json"
-TRAINING_INFO_FILE = os.path.join("assets.extra", "training.json")
-"""What the model card says about training (hyper-parameters, epochs), kept
-inside the SavedModel directory so the Pusher releases it with the model."""
 PROGRESS_LOGGER = "mnist.training"
 """Per-epoch records go to this logger with a `training_epoch` dict attached,
 so a console can show progress without parsing log text."""
-TFLITE_FILE = os.path.join("assets.extra", "model.tflite")
-TFLITE_QUANTIZED_FILE = os.path.join("assets.extra", "model_dynamic_range.tflite")
-"""Where run_fn writes the TFLite model, inside the SavedModel directory:
-TF Serving ignores `assets.extra` (but for its warmup file), so the release
-directory stays a loadable SavedModel version and carries the TFLite model."""
-PROBABILITIES = "probabilities"
-CLASSES = "classes"
 _READ_BATCH_SIZE = 1024
 _IMAGE_XF = features.transformed_name(features.IMAGE_KEY)
 _LABEL_XF = features.transformed_name(features.LABEL_KEY)
@@ -153,8 +142,7 @@ def skip_autograph_of_steps(model: tf.keras.Model) -> None:
     the same graph; with this the first fit takes about 1 s
     (benchmarks/README.md). Every pipeline run pays that first fit once.
     """
-    model.train_step = tf.autograph.experimental.do_not_convert(model.train_step)
-    model.test_step = tf.autograph.experimental.do_not_convert(model.test_step)
+    tfx_internals.skip_autograph_of_steps(model)
 
 
 class EpochLogger(tf.keras.callbacks.Callback):
@@ -273,14 +261,15 @@ def make_serving_signatures(
         input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False
     )
     def serve_tf_examples(serialized_examples: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {PROBABILITIES: probabilities_of(parse(serialized_examples))}
+        return {features.PROBABILITIES: probabilities_of(parse(serialized_examples))}
 
     @tf.function(
         input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False
     )
     def predict(serialized_examples: tf.Tensor) -> dict[str, tf.Tensor]:
         probabilities = probabilities_of(parse(serialized_examples))
-        return {PROBABILITIES: probabilities, CLASSES: tf.argmax(probabilities, axis=-1)}
+        classes = tf.argmax(probabilities, axis=-1)
+        return {features.PROBABILITIES: probabilities, features.CLASSES: classes}
 
     @tf.function(
         input_signature=[
@@ -289,7 +278,7 @@ def make_serving_signatures(
         autograph=False,
     )
     def pixels(image: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {PROBABILITIES: probabilities_of({features.IMAGE_KEY: image})}
+        return {features.PROBABILITIES: probabilities_of({features.IMAGE_KEY: image})}
 
     @tf.function(
         input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False
@@ -301,9 +290,9 @@ def make_serving_signatures(
         return model.tft_layer(raw_features)
 
     return {
-        "serving_default": serve_tf_examples.get_concrete_function(),
-        "predict": predict.get_concrete_function(),
-        "transform_features": transform_features.get_concrete_function(),
+        features.SIGNATURE_NAME: serve_tf_examples.get_concrete_function(),
+        features.PREDICT_SIGNATURE: predict.get_concrete_function(),
+        features.TRANSFORM_SIGNATURE: transform_features.get_concrete_function(),
         "pixels": pixels.get_concrete_function(),
     }
 
@@ -350,8 +339,8 @@ def write_tflite(saved_model_dir: str) -> dict[str, int]:
     loaded = tf.saved_model.load(saved_model_dir)
     sizes = {}
     for name, optimizations in (
-        (TFLITE_FILE, []),
-        (TFLITE_QUANTIZED_FILE, [tf.lite.Optimize.DEFAULT]),
+        (files.TFLITE_FILE, []),
+        (files.TFLITE_QUANTIZED_FILE, [tf.lite.Optimize.DEFAULT]),
     ):
         converter = tf.lite.TFLiteConverter.from_concrete_functions(
             [loaded.signatures["pixels"]], loaded
@@ -394,17 +383,8 @@ def training_record(
 def write_history(record: dict[str, Any], model_run_dir: str) -> None:
     """Saves the training record beside the TensorBoard logs (read by the run report)."""
     tf.io.gfile.makedirs(model_run_dir)
-    with tf.io.gfile.GFile(os.path.join(model_run_dir, HISTORY_FILE), "w") as out:
+    with tf.io.gfile.GFile(os.path.join(model_run_dir, files.HISTORY_FILE), "w") as out:
         json.dump(record, out, indent=2)
-
-
-def read_history(model_run_dir: str) -> dict[str, Any] | None:
-    """The training record `write_history` saved, or None if there is none."""
-    path = os.path.join(model_run_dir, HISTORY_FILE)
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as source:
-        return json.load(source)
 
 
 def write_training_info(
@@ -419,7 +399,7 @@ def write_training_info(
             (record["best_epoch"] or 0) - 1
         ],
     }
-    path = os.path.join(saved_model_dir, TRAINING_INFO_FILE)
+    path = os.path.join(saved_model_dir, files.TRAINING_INFO_FILE)
     tf.io.gfile.makedirs(os.path.dirname(path))
     with tf.io.gfile.GFile(path, "w") as out:
         json.dump(info, out, indent=2)

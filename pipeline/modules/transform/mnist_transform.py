@@ -7,7 +7,7 @@ raw tf.Examples.
 
 import tensorflow as tf
 
-from pipeline import features
+from contract import features
 
 
 def scale_pixels(image: tf.Tensor) -> tf.Tensor:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import features
+from contract import artifacts, features
 from pipeline.config import TrainerConfig
 from pipeline.modules.trainer import mnist_trainer
 
@@ -178,5 +178,5 @@ def test_training_record_keeps_each_epoch_and_the_best_one(tmp_path, caplog):
     epochs = [r.training_epoch["epoch"] for r in caplog.records if hasattr(r, "training_epoch")]
     assert epochs == [1, 2, 3, 4]
     mnist_trainer.write_history(record, str(tmp_path))
-    assert mnist_trainer.read_history(str(tmp_path)) == record
-    assert mnist_trainer.read_history(str(tmp_path / "nowhere")) is None
+    assert artifacts.read_history(str(tmp_path)) == record
+    assert artifacts.read_history(str(tmp_path / "nowhere")) is None

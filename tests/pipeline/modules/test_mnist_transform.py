@@ -6,7 +6,8 @@ import tensorflow_data_validation as tfdv
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata
 
-from pipeline import config, features
+from contract import features
+from pipeline import config
 from pipeline.modules.transform import mnist_transform
 
 IMAGE_XF = features.transformed_name(features.IMAGE_KEY)

@@ -1,4 +1,4 @@
-"""The model card: rendered from a release manifest, written into every release."""
+"""The model card: rendered from a release manifest (or its draft), written into every release."""
 
 import json
 import os
@@ -6,8 +6,9 @@ import re
 
 import pytest
 
-from components import release
-from reporting import model_card
+from components import model_card
+from contract import files, releases
+from pipeline.config import TrainerConfig
 
 SECTIONS = (
     "Model details",
@@ -194,7 +195,7 @@ def test_the_html_is_self_contained_and_escapes_what_it_shows():
 
 def test_write_model_card_writes_both_files_into_assets_extra(tmp_path):
     written = model_card.write_model_card(str(tmp_path), full_manifest())
-    directory = tmp_path / release.MANIFEST_DIR
+    directory = tmp_path / files.EXTRA_DIR
     assert written == [
         str(directory / model_card.MARKDOWN_FILE),
         str(directory / model_card.HTML_FILE),
@@ -206,7 +207,7 @@ def test_write_model_card_writes_both_files_into_assets_extra(tmp_path):
 
 
 def test_the_command_rerenders_a_release_card_from_its_manifest(tmp_path, capsys):
-    release.write_manifest(str(tmp_path), full_manifest())
+    releases.write_manifest(str(tmp_path), full_manifest())
     assert model_card.main(["--release", str(tmp_path)]) == 0
     assert capsys.readouterr().out == model_card.render_model_card(full_manifest())["model_card.md"]
     assert model_card.main(["--release", str(tmp_path), "--html"]) == 0
@@ -219,18 +220,48 @@ def test_the_command_fails_clearly_without_a_manifest(tmp_path, capsys):
 
 
 def test_a_real_release_carries_a_card_with_its_accuracy_and_hyperparameters(released_run):
-    (only,) = release.list_releases(os.path.join(released_run, "serving", "mnist"))
-    manifest = release.read_manifest(only.path)
-    with open(os.path.join(only.path, release.MANIFEST_DIR, release.TRAINING_INFO_FILE)) as info:
+    (only,) = releases.list_releases(os.path.join(released_run, "serving", "mnist"))
+    manifest = releases.read_manifest(only.path)
+    with open(os.path.join(only.path, files.TRAINING_INFO_FILE)) as info:
         hyperparameters = json.load(info)["hyperparameters"]
     assert manifest["training"]["hyperparameters"] == hyperparameters
     for name in (model_card.MARKDOWN_FILE, model_card.HTML_FILE):
-        with open(os.path.join(only.path, release.MANIFEST_DIR, name)) as card:
+        with open(os.path.join(only.path, files.EXTRA_DIR, name)) as card:
             text = text_of(card.read()) if name.endswith("html") else card.read()
         assert f"Test accuracy: {manifest['test_accuracy']:.4f}" in re.sub(r"[*\s]+", " ", text)
         assert manifest["model_fingerprint"] in text
-        assert f"release {only.version}" in text
+        assert "candidate for release" in text  # rendered before the Pusher chose the version
+        assert f"batches of {hyperparameters['batch_size']}" in text
         for parameter in ("learning_rate", "batch_size", "max_epochs"):
             assert parameter in text
         assert f"{hyperparameters['learning_rate']:g}" in text
         assert "SparseCategoricalAccuracy >= 0.5" in text  # the small run's threshold
+
+
+def test_the_command_renders_a_released_card_with_its_version(released_run, capsys):
+    (only,) = releases.list_releases(os.path.join(released_run, "serving", "mnist"))
+    assert model_card.main(["--release", only.path]) == 0
+    assert f"release {only.version}" in capsys.readouterr().out
+
+
+def test_the_training_method_is_generated_from_the_trainer_config():
+    default = model_card.training_method(TrainerConfig().to_custom_config())
+    assert "batches of 1024" in default and "at most 40 epochs" in default
+    assert "warmed up linearly to 0.006 over 2 epochs, then cosine decay" in default
+    assert "shifted at random by up to 8% of its width (about 2 px)" in default
+    assert "patience 8" in default and "dropout" not in default
+
+    plateau = TrainerConfig(
+        lr_schedule="plateau", dropout_rate=0.2, augment_max_shift=0.0, batch_size=128
+    )
+    text = model_card.training_method(plateau.to_custom_config())
+    assert "batches of 128" in text and "cosine" not in text and "shifted" not in text
+    assert "multiplied by 0.5 after 3 epochs without a lower eval loss" in text
+    assert "dropout 0.2" in text
+    assert model_card.training_method({}) == "not recorded (the model has no training.json)"
+
+
+def test_the_card_shows_the_training_method_of_its_manifest(card_file):
+    manifest = full_manifest()
+    manifest["training"]["hyperparameters"]["batch_size"] = 77
+    assert "batches of 77" in rendered(manifest, card_file)

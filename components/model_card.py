@@ -1,6 +1,6 @@
-"""The model card of a release, rendered from its manifest alone.
+"""ModelCardGen: renders the candidate's model card from its release manifest, and nothing else.
 
-    python -m reporting.model_card --release DIR [--html]
+    python -m components.model_card --release DIR [--html]
 
 Sections after Mitchell et al., "Model Cards for Model Reporting" (FAT* 2019):
 model details, intended use, factors, metrics, evaluation and training data,
@@ -8,18 +8,21 @@ quantitative analyses, ethical considerations, caveats and recommendations,
 plus how the release was validated (the gates it passed, with their figures).
 
 The model-card-toolkit cannot be installed beside TFX 1.16, so two jinja2
-templates (`reporting/templates/`) render the card: Markdown, and one
+templates (`components/templates/`) render the card: Markdown, and one
 self-contained HTML page (inline CSS, no script, nothing fetched). The prose
 both share lives here, once; the templates only lay it out.
 
-The Pusher writes both into each staged release's `assets.extra/` before the
-rename, so a release never exists without its card. The command re-renders
-a release's card from its `release.json` (e.g. after a template change) to
-stdout.
+In the pipeline, ModelCardGen renders the card from ReleaseManifest's draft
+(everything a release records but its version and time, which the Pusher
+assigns); the Pusher copies both files into the staged release's
+`assets.extra/` before the rename, so a release never exists without its
+card. The command renders a release's card from its `release.json`, version
+included (e.g. after a template change), to stdout.
 """
 
 import argparse
 import dataclasses
+import json
 import os
 import re
 import sys
@@ -27,11 +30,16 @@ from typing import Any
 
 import jinja2
 import tensorflow as tf
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types.experimental import simple_artifacts
 
-from components import release
+from components.release_manifest import MANIFEST_FILE as DRAFT_FILE
+from components.source_fingerprint import FingerprintDriver
+from contract import files, releases, tfx_internals
 
-MARKDOWN_FILE = "model_card.md"
-HTML_FILE = "model_card.html"
+MARKDOWN_FILE = os.path.basename(files.MODEL_CARD_MARKDOWN_FILE)
+HTML_FILE = os.path.basename(files.MODEL_CARD_HTML_FILE)
 TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 WEAKEST_DIGITS = 3
 """How many of the least accurate digits the limitations section names."""
@@ -90,11 +98,6 @@ the Keras `mnist.load_data` documentation, for the same files."""
 DATA_CITATION = (
     "Y. LeCun, C. Cortes and C.J.C. Burges, MNIST handwritten digit database, "
     "http://yann.lecun.com/exdb/mnist/ (as cited by TensorFlow Datasets)."
-)
-TRAINING_METHOD = (
-    "Adam on sparse categorical cross-entropy; early stopping on the eval loss "
-    "restores the best epoch's weights, and the learning rate drops when the eval "
-    "loss stops improving."
 )
 _LATENCY_KEY = re.compile(r"latency_batch_(\d+)_(p\d+)_ms")
 _LINEAGE_ORDER = ("examples", "model", "evaluation", "blessing")
@@ -189,7 +192,7 @@ def card_context(manifest: dict[str, Any]) -> dict[str, Any]:
         "released_on": (manifest.get("released_at") or "")[:10] or None,
         "pipeline_run_id": manifest.get("pipeline_run_id"),
         "architecture": _architecture(hyperparameters),
-        "training_method": TRAINING_METHOD,
+        "training_method": training_method(hyperparameters),
         "training": _with_keys(training, "epochs_run", "best_epoch", "final_eval_accuracy"),
         "hyperparameters": [
             (name, _value_text(value)) for name, value in sorted(hyperparameters.items())
@@ -227,6 +230,46 @@ def card_context(manifest: dict[str, Any]) -> dict[str, Any]:
         "data_license": DATA_LICENSE,
         "data_citation": DATA_CITATION,
     }
+
+
+def training_method(hyperparameters: dict[str, Any]) -> str:
+    """How the model was trained, in one paragraph, from the TrainerConfig it recorded.
+
+    Args:
+      hyperparameters: `TrainerConfig.to_custom_config()` as the Trainer wrote
+        it into `training.json` (empty when the model has no record).
+    """
+    if not hyperparameters:
+        return "not recorded (the model has no training.json)"
+    value = hyperparameters.get
+    parts = [
+        f"Adam on sparse categorical cross-entropy, batches of {value('batch_size')}, "
+        f"at most {value('max_epochs')} epochs"
+    ]
+    peak, floor = value("learning_rate"), value("min_learning_rate")
+    if value("lr_schedule") == "cosine":
+        parts.append(
+            f"learning rate warmed up linearly to {peak} over {value('warmup_epochs')} "
+            f"epochs, then cosine decay to {floor} at epoch {value('max_epochs')}"
+        )
+    else:
+        parts.append(
+            f"learning rate {peak}, multiplied by {value('lr_plateau_factor')} after "
+            f"{value('lr_plateau_patience')} epochs without a lower eval loss (down to {floor})"
+        )
+    shift = value("augment_max_shift") or 0
+    if shift:
+        parts.append(
+            f"each training digit shifted at random by up to {shift:.0%} of its width "
+            f"(about {shift * 28:.0f} px)"
+        )
+    if value("dropout_rate"):
+        parts.append(f"dropout {value('dropout_rate')} after each hidden layer")
+    parts.append(
+        f"early stopping on the eval loss (patience {value('early_stopping_patience')}) "
+        "restores the best epoch's weights"
+    )
+    return "; ".join(parts) + "."
 
 
 def _accuracy_text(value: float | None) -> str:
@@ -284,7 +327,7 @@ def write_model_card(release_dir: str, manifest: dict[str, Any]) -> list[str]:
     Returns:
       The paths written, Markdown first.
     """
-    directory = os.path.join(release_dir, release.MANIFEST_DIR)
+    directory = os.path.join(release_dir, files.EXTRA_DIR)
     tf.io.gfile.makedirs(directory)
     written = []
     for name, text in render_model_card(manifest).items():
@@ -295,14 +338,41 @@ def write_model_card(release_dir: str, manifest: dict[str, Any]) -> list[str]:
     return written
 
 
+def read_draft(manifest_uri: str) -> dict[str, Any]:
+    """The manifest draft in a ReleaseManifest output artifact."""
+    with tf.io.gfile.GFile(os.path.join(manifest_uri, DRAFT_FILE)) as source:
+        return json.load(source)
+
+
+@component
+def ModelCardGen(  # noqa: N802 (TFX components are named like classes)
+    manifest: InputArtifact[simple_artifacts.File],
+    model_card: OutputArtifact[simple_artifacts.File],
+) -> None:
+    """Renders the model card (Markdown and HTML) from ReleaseManifest's draft.
+
+    Args:
+      manifest: ReleaseManifest's output (`release.json`, without a version yet).
+      model_card: Output; `model_card.md` and `model_card.html`.
+    """
+    rendered = render_model_card(read_draft(manifest.uri))
+    tf.io.gfile.makedirs(model_card.uri)
+    for name, text in rendered.items():
+        with tf.io.gfile.GFile(os.path.join(model_card.uri, name), "w") as out:
+            out.write(text)
+
+
+tfx_internals.declare_driver(ModelCardGen, FingerprintDriver, (__name__,))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--release", required=True, help="a release's version directory")
     parser.add_argument("--html", action="store_true", help="print the HTML card, not Markdown")
     args = parser.parse_args(argv)
-    manifest = release.read_manifest(args.release)
+    manifest = releases.read_manifest(args.release)
     if manifest is None:
-        print(f"no release manifest at {release.manifest_path(args.release)}", file=sys.stderr)
+        print(f"no release manifest at {releases.manifest_path(args.release)}", file=sys.stderr)
         return 1
     sys.stdout.write(_render(HTML_FILE if args.html else MARKDOWN_FILE, manifest))
     return 0
