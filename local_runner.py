@@ -40,6 +40,7 @@ from pipeline import run_flags, run_lock
 from pipeline.config import OutputLayout
 from pipeline.pipeline import create_pipeline
 from reporting import run_summary
+from reporting.metadata import node_state
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -238,9 +239,7 @@ def _run_quiet(args: argparse.Namespace, run_id: str, log_path: str) -> int:
             run_console.log_file_handler(sys.stderr),
             run_console.ProgressHandler(
                 console,
-                lambda node_id: run_summary.node_state(
-                    metadata_path, pipeline_name, run_id, node_id
-                ),
+                lambda node_id: node_state(metadata_path, pipeline_name, run_id, node_id),
             ),
         ]
         with run_console.logging_to(handlers):

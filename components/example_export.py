@@ -121,7 +121,7 @@ def read_examples_artifact(uri: str, split_names: list[str]) -> list[bytes]:
     """Reads every serialized record of an Examples artifact (GZIP TFRecords)."""
     records: list[bytes] = []
     for split in split_names:
-        files = sorted(tf.io.gfile.glob(os.path.join(uri, f"Split-{split}", "*")))
-        dataset = tf.data.TFRecordDataset(files, compression_type=files.TFRECORD_COMPRESSION)
+        shards = sorted(tf.io.gfile.glob(os.path.join(files.split_dir(uri, split), "*")))
+        dataset = tf.data.TFRecordDataset(shards, compression_type=files.TFRECORD_COMPRESSION)
         records.extend(dataset.as_numpy_iterator())
     return records

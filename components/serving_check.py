@@ -33,8 +33,8 @@ from tfx.types import standard_artifacts
 from tfx.utils import io_utils, path_utils
 
 from components.source_fingerprint import FingerprintDriver
+from contract import artifacts, features, files, tfx_internals
 from contract import evaluation as evaluation_results
-from contract import features, files, tfx_internals
 
 PROBE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serving_probe.py")
 WARMUP_REQUESTS = 5
@@ -48,9 +48,10 @@ def canary_examples(examples_uri: str, split: str, count: int) -> tuple[list[byt
     half was written by a different, neater population), so its first 200
     digits are easier than the split as a whole.
     """
-    pattern = os.path.join(examples_uri, f"Split-{split}", "*")
-    files = sorted(tf.io.gfile.glob(pattern))
-    everything = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+    dataset = tf.data.TFRecordDataset(
+        artifacts.split_files(examples_uri, split), compression_type=files.TFRECORD_COMPRESSION
+    )
+    everything = [record.numpy() for record in dataset]
     step = max(1, len(everything) // count)
     records, labels = [], []
     for serialized in everything[::step][:count]:

@@ -23,6 +23,15 @@ LOCAL_DAG_RUNNER_FINISHED = "Component %s is finished."
 (`tfx/orchestration/local/local_dag_runner.py`, `_run_node`); the progress
 console matches them on the log record, not on the text."""
 
+KUBEFLOW_V2_TASK_COMMAND = [
+    "python",
+    "-m",
+    "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor",
+]
+"""The container command TFX's Kubeflow V2 compiler gives every task
+(`tfx/orchestration/kubeflow/v2/kubeflow_v2_dag_runner.py` `_KUBEFLOW_TFX_CMD`); the Kubeflow runner
+replaces it with the project's task entrypoint, and refuses any other."""
+
 INFRA_BLESSING_HAS_MODEL = "has_model"
 """The InfraBlessing custom property saying it holds a copy of the model
 (`tfx/components/pusher/executor.py` `_INFRA_BLESSING_MODEL_FLAG_KEY`);

@@ -33,6 +33,7 @@ import sys
 import yaml
 from tfx import v1 as tfx
 
+from contract import tfx_internals
 from pipeline import config as pipeline_config
 from pipeline import run_flags
 from pipeline.pipeline import create_pipeline
@@ -46,11 +47,6 @@ NEVER_CACHED_TASKS = ("LatestRelease",)
 """Tasks whose output depends on state outside the pipeline (the serving dir)."""
 UNREADABLE_BY_COMPONENTS = ("minio://",)
 """Pipeline-root schemes that only the KFP launcher reads (it copies artifacts in and out)."""
-TFX_TASK_COMMAND = [
-    "python",
-    "-m",
-    "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor",
-]
 TASK_ENTRYPOINT = "kubeflow/task_entrypoint.py"
 """The image's task command, relative to the project dir in the image."""
 
@@ -112,7 +108,7 @@ def finish_spec(pipeline_file: str, never_cached: tuple[str, ...], project_dir: 
         spec["root"]["dag"]["tasks"][name]["cachingOptions"] = {"enableCache": False}
     for label, executor in spec["deploymentSpec"]["executors"].items():
         container = executor.get("container", {})
-        if container.get("command") != TFX_TASK_COMMAND:
+        if container.get("command") != tfx_internals.KUBEFLOW_V2_TASK_COMMAND:
             raise ValueError(f"{label}: unexpected command {container.get('command')}")
         container["command"] = ["python", f"{project_dir}/{TASK_ENTRYPOINT}"]
     with open(pipeline_file, "w") as out:

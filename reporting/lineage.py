@@ -27,7 +27,6 @@ if __name__ == "__main__":  # a command: silence library start-up noise before T
 
 import argparse
 import dataclasses
-import datetime
 import json
 import sys
 from typing import Any
@@ -38,7 +37,8 @@ from ml_metadata.proto import metadata_store_pb2
 from contract import artifacts, releases
 from contract import evaluation as evaluation_results
 from contract.layout import OutputLayout
-from reporting import run_summary
+from reporting import metadata
+from reporting.metadata import Lineage, artifact_property, iso_time
 
 Artifact = metadata_store_pb2.Artifact
 
@@ -55,75 +55,16 @@ class Step:
     details: dict[str, Any]
 
 
-def iso_time(milliseconds: int) -> str:
-    return datetime.datetime.fromtimestamp(milliseconds / 1000, datetime.UTC).isoformat(
-        timespec="seconds"
+def step(lineage: Lineage, stage: str, artifact: Artifact, **details: Any) -> Step:
+    """One link of the chain: `artifact` as seen at `stage`, with what it says."""
+    return Step(
+        stage,
+        artifact.id,
+        lineage.type_name(artifact),
+        artifact.uri,
+        iso_time(artifact.create_time_since_epoch),
+        details,
     )
-
-
-def artifact_property(artifact_or_execution, name: str) -> Any:
-    value = artifact_or_execution.custom_properties.get(name)
-    if value is None:
-        value = artifact_or_execution.properties.get(name)
-    if value is None:
-        return None
-    kind = value.WhichOneof("value")
-    if kind == "struct_value":
-        from google.protobuf import json_format
-
-        return json_format.MessageToDict(value.struct_value)
-    return getattr(value, kind) if kind else None
-
-
-class Lineage:
-    """Event-walking helpers over one ML Metadata store."""
-
-    def __init__(self, store: metadata_store.MetadataStore):
-        self.store = store
-        self._types = {t.id: t.name for t in store.get_artifact_types()}
-
-    def type_name(self, artifact: Artifact) -> str:
-        return self._types.get(artifact.type_id, "?")
-
-    def producer(self, artifact: Artifact) -> metadata_store_pb2.Execution:
-        """The execution that output `artifact` (the first, if cached runs reuse it)."""
-        events = [
-            e
-            for e in self.store.get_events_by_artifact_ids([artifact.id])
-            if e.type == metadata_store_pb2.Event.OUTPUT
-        ]
-        (execution,) = self.store.get_executions_by_id([min(e.execution_id for e in events)])
-        return execution
-
-    def _linked(self, execution_id: int, event_type: int) -> dict[str, list[Artifact]]:
-        events = [
-            e
-            for e in self.store.get_events_by_execution_ids([execution_id])
-            if e.type == event_type and e.path.steps
-        ]
-        artifacts = {
-            a.id: a for a in self.store.get_artifacts_by_id([e.artifact_id for e in events])
-        }
-        linked: dict[str, list[Artifact]] = {}
-        for event in events:
-            linked.setdefault(event.path.steps[0].key, []).append(artifacts[event.artifact_id])
-        return linked
-
-    def inputs(self, execution_id: int) -> dict[str, list[Artifact]]:
-        return self._linked(execution_id, metadata_store_pb2.Event.INPUT)
-
-    def outputs(self, execution_id: int) -> dict[str, list[Artifact]]:
-        return self._linked(execution_id, metadata_store_pb2.Event.OUTPUT)
-
-    def step(self, stage: str, artifact: Artifact, **details: Any) -> Step:
-        return Step(
-            stage,
-            artifact.id,
-            self.type_name(artifact),
-            artifact.uri,
-            iso_time(artifact.create_time_since_epoch),
-            details,
-        )
 
 
 def _released_by(artifact: Artifact) -> bool:
@@ -175,7 +116,8 @@ def trace_release(store: metadata_store.MetadataStore, pushed_model: Artifact) -
     else:  # pushed the InfraBlessing's copy, as TFX's Pusher does without a model input
         (infra_blessing,) = pusher_inputs["infra_blessing"]
         (model,) = lineage.inputs(lineage.producer(infra_blessing).id)["model"]
-    release_step = lineage.step(
+    release_step = step(
+        lineage,
         "release",
         pushed_model,
         pushed_destination=artifact_property(pushed_model, "pushed_destination"),
@@ -244,7 +186,8 @@ def trace_model(lineage: Lineage, model: Artifact, blessing: Artifact) -> list[S
     evaluation = lineage.outputs(evaluator.id)["evaluation"][0]
     baselines = lineage.inputs(evaluator.id).get("baseline_model", [])
     steps.append(
-        lineage.step(
+        step(
+            lineage,
             "blessing",
             blessing,
             blessed=artifact_property(blessing, "blessed") == 1,
@@ -263,7 +206,8 @@ def trace_model(lineage: Lineage, model: Artifact, blessing: Artifact) -> list[S
     trainer_inputs = lineage.inputs(trainer.id)
     model_run = lineage.outputs(trainer.id).get("model_run", [None])[0]
     steps.append(
-        lineage.step(
+        step(
+            lineage,
             "model",
             model,
             hyper_parameters=json.loads(artifact_property(trainer, "custom_config") or "{}"),
@@ -274,7 +218,8 @@ def trace_model(lineage: Lineage, model: Artifact, blessing: Artifact) -> list[S
     (transform_graph,) = trainer_inputs["transform_graph"]
     transform = lineage.producer(transform_graph)
     steps.append(
-        lineage.step(
+        step(
+            lineage,
             "transform_graph",
             transform_graph,
             module=artifact_property(transform, "module_path")
@@ -286,7 +231,8 @@ def trace_model(lineage: Lineage, model: Artifact, blessing: Artifact) -> list[S
     example_gen = lineage.producer(examples)
     extra = lineage.inputs(example_gen.id).get("extra_examples", [])
     steps.append(
-        lineage.step(
+        step(
+            lineage,
             "examples",
             examples,
             splits=json.loads(artifact_property(examples, "split_names") or "[]")
@@ -297,7 +243,8 @@ def trace_model(lineage: Lineage, model: Artifact, blessing: Artifact) -> list[S
         )
     )
     steps.append(
-        lineage.step(
+        step(
+            lineage,
             "tfds_dataset",
             examples,
             tfds_name=artifact_property(examples, "tfds_name"),
@@ -325,7 +272,7 @@ def list_runs(store: metadata_store.MetadataStore, pipeline_name: str) -> list[d
     rows = []
     runs = sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id)
     for run in runs:
-        components = run_summary.component_runs(store, run.id, pipeline_name)
+        components = metadata.component_runs(store, run.id, pipeline_name)
         by_node = {c.node_id: c for c in components}
         row: dict[str, Any] = {
             "run_id": run.name,
@@ -389,7 +336,7 @@ def chain_for(metadata_path: str, model_path: str | None) -> list[Step]:
       LookupError: no release found.
     """
     if os.path.exists(metadata_path):
-        store = run_summary.connect(metadata_path)
+        store = metadata.connect(metadata_path)
         if model_path:
             steps = trace_manifest(store, model_path)
             if steps is not None:
@@ -417,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.list:
             if not os.path.exists(metadata_path):
                 raise LookupError(f"no ML Metadata at {metadata_path}; run local_runner.py first")
-            rows = list_runs(run_summary.connect(metadata_path), args.pipeline_name)
+            rows = list_runs(metadata.connect(metadata_path), args.pipeline_name)
             print(json.dumps(rows, indent=2) if args.json else render_runs(rows))
         else:
             steps = chain_for(metadata_path, args.model)

@@ -27,7 +27,7 @@ from contract import artifacts, files
 from contract import evaluation as evaluation_results
 from contract.artifacts import Anomaly, read_anomalies
 from contract.layout import PIPELINE_NAME, OutputLayout
-from reporting import lineage, run_summary
+from reporting import lineage, metadata, run_summary
 
 SECTION_IDS = (
     "outcome",
@@ -162,7 +162,7 @@ class ReportData:
     created: str
     output_dir: str
     outcome: Outcome
-    components: list[run_summary.ComponentRun]
+    components: list[metadata.ComponentRun]
     gates: Gates | None = None
     training: TrainingHistory | None = None
     quality: ModelQuality | None = None
@@ -172,13 +172,13 @@ class ReportData:
     unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
     """Section id -> why the run has no data for it."""
 
-    def component(self, node_id: str) -> run_summary.ComponentRun | None:
+    def component(self, node_id: str) -> metadata.ComponentRun | None:
         return next((c for c in self.components if c.node_id == node_id), None)
 
 
 def _property(artifact: metadata_store_pb2.Artifact, name: str):
     """A (custom) property's value, JSON strings decoded; None when unset."""
-    value = lineage.artifact_property(artifact, name)
+    value = metadata.artifact_property(artifact, name)
     if isinstance(value, str) and value[:1] in "[{":
         return json.loads(value)
     return value
@@ -196,7 +196,7 @@ def open_store(output_dir: str) -> metadata_store.MetadataStore:
             f"no ML Metadata at {metadata_path}: not a pipeline output dir, "
             "or no run has started there yet (run local_runner.py first)"
         )
-    return run_summary.connect(metadata_path)
+    return metadata.connect(metadata_path)
 
 
 def find_run(
@@ -208,13 +208,13 @@ def find_run(
       NoMetadataError: no such run.
     """
     try:
-        return run_summary.run_context(store, run_id)
+        return metadata.run_context(store, run_id)
     except LookupError as error:
         raise NoMetadataError(str(error)) from None
 
 
 def _output(
-    runs: dict[str, run_summary.ComponentRun], node_id: str, key: str
+    runs: dict[str, metadata.ComponentRun], node_id: str, key: str
 ) -> metadata_store_pb2.Artifact | None:
     component = runs.get(node_id)
     return component.outputs.get(key) if component else None
@@ -222,7 +222,7 @@ def _output(
 
 def _outcome(
     summary: run_summary.RunSummary,
-    runs: dict[str, run_summary.ComponentRun],
+    runs: dict[str, metadata.ComponentRun],
     failure: str | None,
     anomalies: list[Anomaly],
 ) -> Outcome:
@@ -251,9 +251,7 @@ def _outcome(
     return Outcome(NOT_BLESSED, "Not blessed: nothing released", _refusals(summary, runs))
 
 
-def _refusals(
-    summary: run_summary.RunSummary, runs: dict[str, run_summary.ComponentRun]
-) -> list[str]:
+def _refusals(summary: run_summary.RunSummary, runs: dict[str, metadata.ComponentRun]) -> list[str]:
     """Each gate's reason for refusing the candidate (else the Pusher's summary of them)."""
     reasons = [f"Evaluator: {failure}" for failure in summary.validation_failures]
     tflite = _output(runs, "TFLiteEvaluator", "evaluation")
@@ -284,7 +282,7 @@ def _gate_checks(node_id: str, evaluation_uri: str, blessed: bool) -> list[GateC
     return checks
 
 
-def _gates(runs: dict[str, run_summary.ComponentRun]) -> Gates | None:
+def _gates(runs: dict[str, metadata.ComponentRun]) -> Gates | None:
     checks = []
     for node_id in ("Evaluator", "TFLiteEvaluator"):
         evaluation = _output(runs, node_id, "evaluation")
@@ -309,7 +307,7 @@ def _gates(runs: dict[str, run_summary.ComponentRun]) -> Gates | None:
     return Gates(checks, serving)
 
 
-def _training(runs: dict[str, run_summary.ComponentRun]) -> TrainingHistory | None:
+def _training(runs: dict[str, metadata.ComponentRun]) -> TrainingHistory | None:
     model_run = _output(runs, "Trainer", "model_run")
     if model_run is None:
         return None
@@ -355,7 +353,7 @@ def _data_profile(
     )
 
 
-def _before(node_id: str, runs: dict[str, run_summary.ComponentRun]) -> str:
+def _before(node_id: str, runs: dict[str, metadata.ComponentRun]) -> str:
     """Why a component's output is missing: it failed, or the run never got there."""
     component = runs.get(node_id)
     if component is not None and component.state == "failed":
@@ -371,14 +369,14 @@ def _before(node_id: str, runs: dict[str, run_summary.ComponentRun]) -> str:
 def _lineage(
     store: metadata_store.MetadataStore,
     summary: run_summary.RunSummary,
-    runs: dict[str, run_summary.ComponentRun],
+    runs: dict[str, metadata.ComponentRun],
 ) -> list[lineage.Step] | None:
     if summary.pushed:
         return lineage.trace_release(store, runs["Pusher"].outputs["pushed_model"])
     model = _output(runs, "Trainer", "model")
     blessing = _output(runs, "Evaluator", "blessing")
     if model is not None and blessing is not None:
-        return lineage.trace_model(lineage.Lineage(store), model, blessing)
+        return lineage.trace_model(metadata.Lineage(store), model, blessing)
     return None
 
 
@@ -450,7 +448,7 @@ def gather(output_dir: str, run_id: str | None = None, failure: str | None = Non
 
     return ReportData(
         run_id=run.name,
-        created=lineage.iso_time(run.create_time_since_epoch),
+        created=metadata.iso_time(run.create_time_since_epoch),
         output_dir=output_dir,
         outcome=outcome,
         components=components,

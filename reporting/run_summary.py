@@ -8,34 +8,14 @@ threshold it missed), and where it was released.
 import dataclasses
 import os
 
-from ml_metadata.metadata_store import metadata_store
-from ml_metadata.proto import metadata_store_pb2
-
-from contract.errors import DataAnomaliesError, MnistArchiveError
+from contract.errors import InputError
 from contract.evaluation import (
     digit_accuracy,
     overall_accuracy,
     top_confusions,
     validation_failures,
 )
-
-_STATE_NAMES = {
-    metadata_store_pb2.Execution.COMPLETE: "executed",
-    metadata_store_pb2.Execution.CACHED: "cached",
-    metadata_store_pb2.Execution.FAILED: "failed",
-    metadata_store_pb2.Execution.RUNNING: "running",
-}
-_KNOWN_INPUT_ERRORS = (MnistArchiveError, DataAnomaliesError)
-
-
-@dataclasses.dataclass(frozen=True)
-class ComponentRun:
-    """One component's execution within a pipeline run."""
-
-    node_id: str
-    state: str
-    seconds: float
-    outputs: dict[str, metadata_store_pb2.Artifact]
+from reporting import metadata
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +23,7 @@ class RunSummary:
     """The outcome of one pipeline run."""
 
     run_id: str
-    components: list[ComponentRun]
+    components: list[metadata.ComponentRun]
     test_accuracy: float | None
     blessed: bool
     validation_failures: list[str]
@@ -67,7 +47,7 @@ class RunSummary:
     def pushed(self) -> bool:
         return self.pushed_destination is not None
 
-    def component(self, node_id: str) -> ComponentRun | None:
+    def component(self, node_id: str) -> metadata.ComponentRun | None:
         """Returns the named component's execution in this run, if any."""
         return next((c for c in self.components if c.node_id == node_id), None)
 
@@ -115,94 +95,16 @@ def shown_path(path: str | None) -> str | None:
     return path if relative.startswith(os.pardir) else relative
 
 
-def connect(metadata_path: str) -> metadata_store.MetadataStore:
-    """Opens the SQLite ML Metadata store of a local run, read-only."""
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = metadata_path
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    return metadata_store.MetadataStore(config)
-
-
-def _node_id(store: metadata_store.MetadataStore, execution_id: int, pipeline_name: str) -> str:
-    for context in store.get_contexts_by_execution(execution_id):
-        if context.type == "node":
-            return context.name.removeprefix(f"{pipeline_name}.")
-    return "?"
-
-
-def component_runs(
-    store: metadata_store.MetadataStore, contextid: int, pipeline_name: str
-) -> list[ComponentRun]:
-    """Lists the executions of one pipeline run with their output artifacts."""
-    executions = sorted(
-        store.get_executions_by_context(contextid), key=lambda e: e.create_time_since_epoch
-    )
-    events = store.get_events_by_execution_ids([e.id for e in executions])
-    artifact_ids = {event.artifact_id for event in events}
-    artifacts = {a.id: a for a in store.get_artifacts_by_id(list(artifact_ids))}
-    runs = []
-    for execution in executions:
-        outputs = {
-            event.path.steps[0].key: artifacts[event.artifact_id]
-            for event in events
-            if event.execution_id == execution.id
-            and event.type == metadata_store_pb2.Event.OUTPUT
-            and event.path.steps
-        }
-        runs.append(
-            ComponentRun(
-                node_id=_node_id(store, execution.id, pipeline_name),
-                state=_STATE_NAMES.get(execution.last_known_state, "unknown"),
-                seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch)
-                / 1000.0,
-                outputs=outputs,
-            )
-        )
-    return runs
-
-
-def run_context(
-    store: metadata_store.MetadataStore, run_id: str | None = None
-) -> metadata_store_pb2.Context:
-    """The `pipeline_run` context of `run_id` (None: the newest run).
-
-    Raises:
-      LookupError: The store has no such run.
-    """
-    if run_id is not None:
-        context = store.get_context_by_type_and_name("pipeline_run", run_id)
-        if context is None:
-            raise LookupError(f"no pipeline run {run_id!r} in ML Metadata")
-        return context
-    runs = store.get_contexts_by_type("pipeline_run")
-    if not runs:
-        raise LookupError("no pipeline run recorded in ML Metadata")
-    return max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
-
-
-def node_state(metadata_path: str, pipeline_name: str, run_id: str, node_id: str) -> str:
-    """How `node_id` ended in run `run_id`: executed, cached, failed, ... or unknown."""
-    store = connect(metadata_path)
-    try:
-        context = run_context(store, run_id)
-    except LookupError:
-        return "unknown"
-    for component in component_runs(store, context.id, pipeline_name):
-        if component.node_id == node_id:
-            return component.state
-    return "unknown"
-
-
 def latest_run_summary(
     metadata_path: str, pipeline_name: str, run_id: str | None = None
 ) -> RunSummary:
     """Summarizes run `run_id` of `pipeline_name` (None: the most recent run)."""
-    store = connect(metadata_path)
+    store = metadata.connect(metadata_path)
     try:
-        context = run_context(store, run_id)
+        context = metadata.run_context(store, run_id)
     except LookupError as error:
         raise LookupError(f"{error} ({metadata_path})") from None
-    components = component_runs(store, context.id, pipeline_name)
+    components = metadata.component_runs(store, context.id, pipeline_name)
     by_node = {c.node_id: c for c in components}
     evaluation = by_node.get("Evaluator")
     accuracy, blessed, failures, per_digit, confusions = None, False, [], {}, {}
@@ -243,7 +145,7 @@ def explain_failure(error: BaseException) -> str:
     """Turns a failed run's exception into a message that says what to fix."""
     cause: BaseException | None = error
     while cause is not None:
-        if isinstance(cause, _KNOWN_INPUT_ERRORS):
+        if isinstance(cause, InputError):
             return f"Pipeline stopped: {cause}"
         cause = cause.__cause__ or cause.__context__
     return (

@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from reporting import run_summary
+from reporting import metadata, run_summary
 from tests import expected
 from tests.conftest import PROJECT_ROOT, SMALL_RUN_FLAGS
 
@@ -88,7 +88,7 @@ def _releases_kept_as_they_are(project):
 
 def test_the_copy_runs_its_own_code(good_run):
     root, output_dir = good_run
-    store = run_summary.connect(str(output_dir / "metadata.db"))
+    store = metadata.connect(str(output_dir / "metadata.db"))
     executions = store.get_executions()
     (transform,) = [e for e in executions if "preprocessing_fn" in e.custom_properties][:1]
     # User code by import path: run from the copy's directory, it imports the

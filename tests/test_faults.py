@@ -20,7 +20,7 @@ import pytest
 import local_runner
 from components import faults
 from contract import releases
-from reporting import lineage, run_summary
+from reporting import lineage, metadata, run_summary
 from tests.conftest import PROJECT_ROOT, SMALL_RUN_FLAGS
 
 pytestmark = pytest.mark.e2e
@@ -72,7 +72,7 @@ def _kill_when(output_dir, tfds_data_dir, mnist_dir, log_path, text, fault=None)
 
 
 def _run_contexts(layout):
-    store = run_summary.connect(layout.metadata_path)
+    store = metadata.connect(layout.metadata_path)
     return store, sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id)
 
 
@@ -107,7 +107,7 @@ def test_the_run_after_a_kill_in_the_trainer_resumes_from_the_cache(killed_twice
     layout, _, _, _ = killed_twice_then_rerun
     store, runs = _run_contexts(layout)
     assert len(runs) == 3
-    second = {c.node_id: c.state for c in run_summary.component_runs(store, runs[1].id, "mnist")}
+    second = {c.node_id: c.state for c in metadata.component_runs(store, runs[1].id, "mnist")}
     for upstream in ("MnistExampleGen", "StatisticsGen", "Transform"):
         assert second[upstream] == "cached", second
     assert second["Trainer"] == "executed", "the killed training starts over"

@@ -18,7 +18,7 @@ from ml_metadata.proto import metadata_store_pb2
 import local_runner
 from components import example_export, tfds_mnist
 from contract import features
-from reporting import run_summary
+from reporting import metadata, run_summary
 from tests import expected
 
 COMPONENTS = sorted(expected.COMPONENTS)
@@ -55,7 +55,7 @@ def first_run(tmp_path_factory, run_small_pipeline) -> FirstRun:
     output_dir = tmp_path_factory.mktemp("pipeline_run")
     exit_code = run_small_pipeline(output_dir)
     layout = local_runner.OutputLayout(str(output_dir))
-    store = run_summary.connect(layout.metadata_path)
+    store = metadata.connect(layout.metadata_path)
     (run_context,) = store.get_contexts_by_type("pipeline_run")
     return FirstRun(
         exit_code=exit_code,

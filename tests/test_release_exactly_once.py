@@ -19,7 +19,7 @@ import pytest
 import local_runner
 from components import faults
 from contract import releases
-from reporting import lineage, run_summary
+from reporting import lineage, metadata, run_summary
 from tests.conftest import PROJECT_ROOT, SMALL_RUN_FLAGS
 
 pytestmark = pytest.mark.e2e
@@ -60,7 +60,7 @@ def test_the_kill_left_a_whole_release_that_metadata_does_not_know(killed_after_
     manifest = releases.read_manifest(released.path)
     assert manifest["version"] == released.version
     assert manifest["model_fingerprint"] == releases.model_fingerprint(released.path)
-    store = run_summary.connect(layout.metadata_path)
+    store = metadata.connect(layout.metadata_path)
     pushed = store.get_artifacts_by_type("PushedModel")
     assert not any(a.state == a.LIVE for a in pushed), "the push was never published"
 

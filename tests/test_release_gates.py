@@ -24,7 +24,7 @@ import tensorflow as tf
 import local_runner
 from components import example_export, tfds_mnist
 from contract import features, releases
-from reporting import lineage, run_summary
+from reporting import lineage, metadata, run_summary
 
 pytestmark = pytest.mark.e2e
 
@@ -95,12 +95,12 @@ class RunOutcome:
 
 
 def _run_on(released: Released, run_small_pipeline, *flags: str) -> RunOutcome:
-    store = run_summary.connect(released.metadata_path)
+    store = metadata.connect(released.metadata_path)
     models_before, versions_before = _count(store, "Model"), _versions(released.layout)
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         exit_code = run_small_pipeline(released.output_dir, *flags)
-    store = run_summary.connect(released.metadata_path)
+    store = metadata.connect(released.metadata_path)
     return RunOutcome(
         exit_code=exit_code,
         stdout=stdout.getvalue(),
@@ -264,7 +264,7 @@ def test_new_data_trains_a_candidate_compared_with_the_release(
         example_export.encode_examples(new_digits, features.IMAGE_KEY, features.LABEL_KEY),
         str(tmp_path),
     )
-    store = run_summary.connect(released.metadata_path)
+    store = metadata.connect(released.metadata_path)
     first_release = released.first_release
 
     run_small_pipeline(released.output_dir, f"--extra-examples={tmp_path}")
@@ -275,7 +275,7 @@ def test_new_data_trains_a_candidate_compared_with_the_release(
     assert counts["extra_in_train"] == 200 and counts["train"] == 2700
     evaluator = summary.component("Evaluator")
     assert evaluator.state == "executed"
-    (baseline,) = lineage.Lineage(store).inputs(_evaluator_execution_id(store))["baseline_model"]
+    (baseline,) = metadata.Lineage(store).inputs(_evaluator_execution_id(store))["baseline_model"]
     properties = baseline.custom_properties
     assert properties["has_release"].int_value == 1
     assert properties["release_version"].string_value == str(first_release.version)

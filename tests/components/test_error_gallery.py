@@ -63,8 +63,12 @@ def _examples(tmp_path, digits=DIGITS, extra_records=()) -> standard_artifacts.E
     images[:, 1] = [sureness for _, _, sureness in digits]
     images[:, 2:] = np.arange(len(digits))[:, None]  # tells the digits apart
     labels = np.array([label for label, _, _ in digits], np.int64)
-    records = example_export.encode_examples(
-        example_export.DigitArrays(images, labels), features.IMAGE_KEY, features.LABEL_KEY
+    records = (
+        example_export.encode_examples(
+            example_export.DigitArrays(images, labels), features.IMAGE_KEY, features.LABEL_KEY
+        )
+        if digits
+        else []
     )
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / "examples")
@@ -109,9 +113,7 @@ def test_records_that_break_the_schema_are_left_out(tmp_path, model):
         features.LABEL_KEY,
     )
     examples = _examples(tmp_path, extra_records=short)
-    found = error_gallery.predict_test_split(
-        path_utils.serving_model_path(model.uri), examples.uri
-    )
+    found = error_gallery.predict_test_split(path_utils.serving_model_path(model.uri), examples.uri)
     assert (found.examples, found.wrong) == (7, 4)
 
 

@@ -78,6 +78,12 @@ def test_kubeflow_v2_executor_has_the_main_and_flag_parser_used():
     assert list(inspect.signature(kubeflow_v2_run_executor.main).parameters) == ["parsed_argv"]
 
 
+def test_the_kubeflow_v2_compiler_emits_the_task_command_replaced():
+    from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+
+    assert list(kubeflow_v2_dag_runner.KUBEFLOW_TFX_CMD) == (tfx_internals.KUBEFLOW_V2_TASK_COMMAND)
+
+
 def test_an_executors_context_carries_the_pipeline_run_id():
     executor = pusher_executor.Executor(base_executor.BaseExecutor.Context(pipeline_run_id="run-7"))
     assert tfx_internals.pipeline_run_id(executor) == "run-7"

@@ -1,6 +1,8 @@
 """create_pipeline: the DAG and the gates, checked without running anything."""
 
 import tensorflow_model_analysis as tfma
+from tfx.proto import pusher_pb2
+from tfx.utils import proto_utils
 
 from pipeline import config as pipeline_config
 from pipeline.pipeline import create_pipeline, make_eval_config
@@ -34,12 +36,25 @@ def test_pusher_only_releases_what_the_evaluator_blessed(tmp_path):
     components = {c.id: c for c in _pipeline(tmp_path).components}
     pusher = components["Pusher"]
     assert pusher.inputs["model_blessing"].producer_component_id == "Evaluator"
-    assert pusher.inputs["model"].producer_component_id == "Trainer"
-    # What the release manifest records: metrics, baseline, data.
-    assert pusher.inputs["evaluation"].producer_component_id == "Evaluator"
-    assert pusher.inputs["baseline_model"].producer_component_id == "LatestRelease"
-    assert pusher.inputs["examples"].producer_component_id == "MnistExampleGen"
-    assert pusher.exec_properties["serving_model_dir"] == str(tmp_path / "serving")
+    assert pusher.inputs["tflite_blessing"].producer_component_id == "TFLiteEvaluator"
+    # As TFX's Pusher without a model input: it pushes the serving check's copy.
+    assert "model" not in pusher.inputs
+    assert pusher.inputs["infra_blessing"].producer_component_id == "ServingCheck"
+    destination = pusher_pb2.PushDestination()
+    proto_utils.json_to_proto(pusher.exec_properties["push_destination"], destination)
+    assert destination.filesystem.base_directory == str(tmp_path / "serving")
+    # The release's documents: the manifest draft and the card rendered from it.
+    assert pusher.inputs["manifest"].producer_component_id == "ReleaseManifest"
+    assert pusher.inputs["model_card"].producer_component_id == "ModelCardGen"
+    manifest = components["ReleaseManifest"]
+    assert manifest.inputs["model"].producer_component_id == "Trainer"
+    assert manifest.inputs["evaluation"].producer_component_id == "Evaluator"
+    assert manifest.inputs["baseline_model"].producer_component_id == "LatestRelease"
+    assert manifest.inputs["examples"].producer_component_id == "MnistExampleGen"
+    assert manifest.inputs["infra_blessing"].producer_component_id == "ServingCheck"
+    assert components["ModelCardGen"].inputs["manifest"].producer_component_id == (
+        "ReleaseManifest"
+    )
 
 
 def test_baseline_is_the_latest_release_other_than_the_candidate(tmp_path):

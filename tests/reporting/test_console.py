@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from contract import tfx_internals
 from reporting import console as run_console
 
 
@@ -47,8 +48,8 @@ def test_component_lines_come_from_the_runner_records_with_the_state_asked_for()
     states = {"Trainer": "executed", "Transform": "cached"}
     handler = run_console.ProgressHandler(console, states.get)
     for node in ("Transform", "Trainer"):
-        handler.emit(_record("absl", run_console.COMPONENT_STARTED, node))
-        handler.emit(_record("absl", run_console.COMPONENT_FINISHED, node))
+        handler.emit(_record("absl", tfx_internals.LOCAL_DAG_RUNNER_STARTED, node))
+        handler.emit(_record("absl", tfx_internals.LOCAL_DAG_RUNNER_FINISHED, node))
     handler.emit(_record("absl", "Some other line about %s.", "Trainer"))
     lines = streams.out.getvalue().splitlines()
     assert [line.split()[:2] for line in lines] == [
@@ -63,10 +64,10 @@ def test_component_lines_come_from_the_runner_records_with_the_state_asked_for()
 def test_without_a_terminal_about_ten_epoch_lines_and_always_the_last():
     console, streams = _console(is_terminal=False)
     handler = run_console.ProgressHandler(console, lambda node: "executed")
-    handler.emit(_record("absl", run_console.COMPONENT_STARTED, "Trainer"))
+    handler.emit(_record("absl", tfx_internals.LOCAL_DAG_RUNNER_STARTED, "Trainer"))
     for epoch in range(1, 38):  # early stopping at 37 of 60
         handler.emit(_record("mnist.training", "epoch", training_epoch=_epoch(epoch, 60)))
-    handler.emit(_record("absl", run_console.COMPONENT_FINISHED, "Trainer"))
+    handler.emit(_record("absl", tfx_internals.LOCAL_DAG_RUNNER_FINISHED, "Trainer"))
     epochs = [line.split()[1] for line in streams.out.getvalue().splitlines() if "epoch" in line]
     assert epochs == ["1/60", "6/60", "12/60", "18/60", "24/60", "30/60", "36/60", "37/60"]
     assert "\x1b[" not in streams.out.getvalue(), "no cursor or colour codes off a terminal"
@@ -98,8 +99,9 @@ def test_a_broken_state_lookup_does_not_stop_the_run():
         raise RuntimeError("store locked")
 
     handler = run_console.ProgressHandler(console, broken)
-    handler.emit(_record("absl", run_console.COMPONENT_STARTED, "Pusher"))
-    handler.emit(_record("absl", run_console.COMPONENT_FINISHED, "Pusher"))  # must not raise
+    handler.emit(_record("absl", tfx_internals.LOCAL_DAG_RUNNER_STARTED, "Pusher"))
+    # Must not raise:
+    handler.emit(_record("absl", tfx_internals.LOCAL_DAG_RUNNER_FINISHED, "Pusher"))
 
 
 def test_logging_to_replaces_and_restores_the_root_handlers():
