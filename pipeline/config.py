@@ -20,17 +20,15 @@ _PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 class TrainerConfig:
     """Hyper-parameters of the dense Keras model and its training loop.
 
-    The seed's kind of network (Dense 50-50; the blog's 10 epochs scored
-    0.968-0.974), trained for time-to-accuracy on 2 cores (issue 12,
-    benchmarks/README.md): small random shifts of the training digits (the
+    The seed's kind of network (Dense 50-50), trained for time-to-accuracy on
+    2 cores (issue 12): small random shifts of the training digits (the
     dense model cannot learn translation invariance from centred digits
-    alone; that is what lifts it past 0.975), large batches (1024: an epoch
-    costs about a third of batch 128's, since step overhead dominates a model
-    this small) with a higher learning rate, 2 warm-up epochs and cosine decay
-    over 40 epochs, no dropout (it slowed convergence more than it helped).
-    Measured with benchmarks/trainer_sweep.py, seeds 42 / 7 / 1: test accuracy
-    0.9806 / 0.9813 / 0.9815; in the pipeline about 0.65 s an epoch. Early
-    stopping on the eval loss still guards (patience 8, best weights restored).
+    alone), large batches (step overhead dominates a model this small) with
+    a higher learning rate, a linear warm-up and cosine decay, no dropout (it
+    slowed convergence more than it helped), and early stopping on the eval
+    loss as a guard (best weights restored). How each choice was measured,
+    and the accuracies and epoch times it gives: benchmarks/README.md
+    (benchmarks/trainer_sweep.py, benchmarks/seed_recipe.py).
     """
 
     hidden_units: tuple[int, ...] = (50, 50)
@@ -86,12 +84,12 @@ def default_beam_args(project_dir: str) -> tuple[str, ...]:
     Beam's local FnApiRunner (what the DirectRunner ends up using), in-memory,
     one worker: on this 2-core machine the multi-processing mode spends more
     starting worker processes (each imports TensorFlow) than it saves on
-    MNIST-sized data (README "Configuration"). Naming FnApiRunner skips the
-    DirectRunner's attempt at PrismRunner first (a binary it downloads at run
-    time, unreachable here; 1-3 s per Beam component). `--setup_file` names
-    what remote workers would install; in-process workers need nothing staged,
-    and with it TFX no longer packages its own installation as an sdist before
-    every Beam component (3-5 s each). Both measured in benchmarks/README.md.
+    MNIST-sized data (docs/running.md, "Configuration"). Naming FnApiRunner
+    skips the DirectRunner's attempt at PrismRunner first (a binary it
+    downloads at run time, unreachable here). `--setup_file` names what remote
+    workers would install; in-process workers need nothing staged, and with
+    it TFX no longer packages its own installation as an sdist before every
+    Beam component. What each costs: benchmarks/README.md.
     """
     return (
         "--runner=FnApiRunner",
@@ -131,7 +129,7 @@ class UserCode:
     module and the project modules it imports into the cache key. Module
     *files* (`module_files()`) also work, but TFX then builds the code into a
     wheel and pip-installs it into a temp dir each time it loads it (four
-    times a run, about 5 s each: benchmarks/README.md). Exactly one of each
+    times a run; the cost is in benchmarks/README.md). Exactly one of each
     pair is set.
     """
 

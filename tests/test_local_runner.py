@@ -28,7 +28,7 @@ def _executions_by_node(store, run_context_id: int) -> dict[str, list]:
     """The executions of one pipeline run, by node id."""
     by_node = {}
     for execution in store.get_executions_by_context(run_context_id):
-        node = run_summary._node_id(store, execution.id, "mnist")
+        node = metadata._node_id(store, execution.id, "mnist")
         by_node.setdefault(node, []).append(execution)
     return by_node
 

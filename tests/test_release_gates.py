@@ -288,5 +288,5 @@ def _evaluator_execution_id(store) -> int:
     return max(
         e.id
         for e in store.get_executions_by_context(run.id)
-        if run_summary._node_id(store, e.id, "mnist") == "Evaluator"
+        if metadata._node_id(store, e.id, "mnist") == "Evaluator"
     )

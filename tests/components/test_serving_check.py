@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
+from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts
-from tfx.utils import path_utils
+from tfx.utils import path_utils, proto_utils
 
 from components import release_pusher, serving_check
 from contract import files, releases
@@ -155,20 +156,23 @@ def test_warmup_file_holds_prediction_logs_of_canary_requests(tmp_path):
     assert tf.make_ndarray(request.inputs["examples"]).tolist() == [records[0]]
 
 
-def _push_after_check(tmp_path, kind: str, infra) -> tuple[standard_artifacts.PushedModel, str]:
-    """Runs ReleasePusher on a `kind` candidate the Evaluator blessed, with `infra`."""
-    model = standard_artifacts.Model()
-    model.uri = str(tmp_path / "model")
-    _saved_model(path_utils.serving_model_path(model.uri), kind)
+def _push_after_check(tmp_path, infra) -> tuple[standard_artifacts.PushedModel, str]:
+    """Runs ReleasePusher as the pipeline wires it: the Evaluator's blessing and `infra`.
+
+    No `model` input: as TFX's Pusher, it then pushes the serving check's copy.
+    """
     blessing = standard_artifacts.ModelBlessing()
     blessing.set_int_custom_property("blessed", 1)
     pushed = standard_artifacts.PushedModel()
     pushed.uri = str(tmp_path / "pushed")
     serving = str(tmp_path / "serving")
+    destination = pusher_pb2.PushDestination(
+        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving)
+    )
     release_pusher.ReleasePusherExecutor().Do(
-        {"model": [model], "model_blessing": [blessing], "infra_blessing": [infra]},
+        {"model_blessing": [blessing], "infra_blessing": [infra]},
         {"pushed_model": [pushed]},
-        {"serving_model_dir": serving},
+        {"push_destination": proto_utils.proto_to_json(destination)},
     )
     return pushed, serving
 
@@ -178,7 +182,7 @@ def test_pusher_refuses_a_deliberately_broken_candidate_the_check_refused(tmp_pa
     infra.uri = str(tmp_path / "infra")
     infra.set_int_custom_property("blessed", 0)
     infra.set_string_custom_property("reason", "output shape [20, 3], expected [20, 10]")
-    pushed, serving = _push_after_check(tmp_path, "broken_shape", infra)
+    pushed, serving = _push_after_check(tmp_path, infra)
     assert pushed.get_int_custom_property("pushed") == 0
     assert "serving check: output shape [20, 3]" in pushed.get_string_custom_property("reason")
     assert releases.list_releases(serving) == []
@@ -194,7 +198,7 @@ def test_pusher_releases_the_checked_copy_with_its_warmup_file(tmp_path):
     serving_check.write_warmup(stamped, records)
     infra.set_int_custom_property("blessed", 1)
     infra.set_int_custom_property("has_model", 1)
-    _, serving = _push_after_check(tmp_path, "serving", infra)
+    _, serving = _push_after_check(tmp_path, infra)
     (released,) = releases.list_releases(serving)
     assert os.path.exists(os.path.join(released.path, files.WARMUP_FILE))
     manifest = releases.read_manifest(released.path)
