@@ -85,6 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             f"--mnist-dir {args.mnist_dir} does not hold the four MNIST archives "
             f"({', '.join(tfds_mnist.ARCHIVE_NAMES)}); pass a folder that does, or --download"
         )
+    if args.spans_dir and "://" not in args.spans_dir and not os.path.isdir(args.spans_dir):
+        parser.error(f"--spans-dir {args.spans_dir}: no such folder")
     if args.extra_examples is not None:
         problem = _extra_examples_problem(args.extra_examples)
         if problem:
@@ -149,11 +151,19 @@ def run(args: argparse.Namespace, run_id: str | None = None) -> run_summary.RunS
         config=config,
         beam_pipeline_args=shlex.split(args.beam_args) if args.beam_args else None,
         extra_examples_dir=os.path.abspath(args.extra_examples) if args.extra_examples else None,
+        spans_dir=_spans_dir(args.spans_dir),
         metadata_connection_config=metadata.sqlite_metadata_connection_config(layout.metadata_path),
     )
     run_id = run_id or new_run_id()
     run_with_id(pipeline, run_id)
     return run_summary.latest_run_summary(layout.metadata_path, config.pipeline_name, run_id)
+
+
+def _spans_dir(path: str | None) -> str | None:
+    """The spans folder as the components get it: absolute, or an object store URI."""
+    if not path:
+        return None
+    return path if "://" in path else os.path.abspath(path)
 
 
 def run_config(args: argparse.Namespace) -> pipeline_config.PipelineConfig:
@@ -179,6 +189,9 @@ def header_lines(args: argparse.Namespace, run_id: str, log_path: str) -> list[s
     data = f"MNIST archives in {shown(os.path.abspath(args.mnist_dir))}"
     if args.extra_examples:
         data += f" + extra examples in {shown(os.path.abspath(args.extra_examples))}"
+    if args.spans_dir:
+        window = f"newest {args.span_window}" if args.span_window else "all"
+        data += f" + spans ({window}) in {shown(_spans_dir(args.spans_dir))}"
     data += f"; eval hold-out {config.data.eval_holdout_size}"
     if limits:
         data += f"; {', '.join(limits)}"

@@ -15,7 +15,7 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArti
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils, standard_artifacts
 
-from components import example_export, tfds_mnist
+from components import example_export, span_examples, tfds_mnist
 from components.source_fingerprint import FingerprintDriver
 from contract import features
 
@@ -33,6 +33,9 @@ def MnistExampleGen(  # noqa: N802 (TFX components are named like classes)
     test_limit: Parameter[int] = 0,
     allow_download: Parameter[int] = 0,
     extra_examples: InputArtifact[standard_artifacts.Examples] = None,
+    span_listing: Parameter[str] = "",
+    span_eval_fraction: Parameter[float] = 0.1,
+    span_test_fraction: Parameter[float] = 0.2,
 ) -> None:
     """Exports MNIST from TFDS as the pipeline's `Examples` artifact.
 
@@ -56,6 +59,14 @@ def MnistExampleGen(  # noqa: N802 (TFX components are named like classes)
       extra_examples: Optional newly labelled digits (ImportExampleGen's
         output, all its splits) added to the `train` split as they are: bad
         records surface in StatisticsGen/ExampleValidator and stop the run.
+      span_listing: SpanListing's output (JSON), passed as a parameter so the
+        cache key holds its value; "" = no spans. Each span in its window is
+        read (`components.spans`), checked against its listed fingerprint and
+        cut into train / eval / test parts: train and eval join MNIST's, and
+        the parts are also written as the `span_train` and `span_test` splits
+        (one file per span), what the gates and the new-data Evaluator read.
+      span_eval_fraction: Part of each span held out for early stopping.
+      span_test_fraction: Part of each span held out as its test slice.
     """
     started = time.monotonic()
     builder = tfds_mnist.prepare_mnist(mnist_dir, tfds_data_dir, bool(allow_download))
@@ -69,7 +80,17 @@ def MnistExampleGen(  # noqa: N802 (TFX components are named like classes)
         features.SPLIT_EVAL: train_all.take(eval_indices),
         features.SPLIT_TEST: example_export.load_tfds_split(builder, "test", test_limit),
     }
-    examples.split_names = artifact_utils.encode_split_names(list(features.SPLITS))
+    span_parts = {}
+    if span_listing:
+        span_parts = span_examples.read_window(
+            span_listing, span_eval_fraction, span_test_fraction, split_seed
+        )
+        for split in (features.SPLIT_TRAIN, features.SPLIT_EVAL):
+            split_data[split] = span_examples.concat(
+                [split_data[split], *span_parts[split].values()]
+            )
+    split_names = list(features.SPLITS) + (list(features.SPAN_SPLITS) if span_parts else [])
+    examples.split_names = artifact_utils.encode_split_names(split_names)
     extra_records = []
     if extra_examples is not None:
         extra_records = example_export.read_examples_artifact(
@@ -83,6 +104,10 @@ def MnistExampleGen(  # noqa: N802 (TFX components are named like classes)
         example_export.write_tfrecords(records, artifact_utils.get_split_uri([examples], split))
         counts[split] = len(records)
     counts["extra_in_train"] = len(extra_records)
+    if span_parts:
+        span_examples.write_span_splits(
+            examples, span_parts, image_feature, label_feature, counts, span_listing
+        )
 
     examples.set_string_custom_property(
         example_gen_utils.PAYLOAD_FORMAT_PROPERTY_NAME, "FORMAT_TF_EXAMPLE"

@@ -22,6 +22,7 @@ from tfx.types import standard_artifacts
 from tfx.types.experimental import simple_artifacts
 from tfx.utils import path_utils
 
+from components import span_examples
 from components.latest_release import has_release
 from components.source_fingerprint import FingerprintDriver
 from contract import evaluation as evaluation_results
@@ -68,6 +69,10 @@ def build_manifest(
     baseline_model: types.Artifact | None = None,
     infra_blessing: types.Artifact | None = None,
     tflite_evaluation: types.Artifact | None = None,
+    statistics: types.Artifact | None = None,
+    drift: types.Artifact | None = None,
+    label_check: types.Artifact | None = None,
+    span_evaluation: types.Artifact | None = None,
 ) -> dict[str, Any]:
     """The manifest draft: model, training, metrics, gates, baseline, TFLite, serving check, data.
 
@@ -79,6 +84,11 @@ def build_manifest(
       baseline_model: LatestRelease's Model: the release the candidate beat.
       infra_blessing: ServingCheck's InfraBlessing: canary and latency figures.
       tflite_evaluation: The TFLite Evaluator's ModelEvaluation.
+      statistics: StatisticsGen's output: its URI is where the next run's
+        drift gate finds this model's training statistics.
+      drift: DriftGate's record (distances, thresholds, verdict).
+      label_check: LabelGate's record (per span: disagreements, verdict).
+      span_evaluation: The new-data Evaluator's ModelEvaluation.
 
     Returns:
       The release manifest without `version`, `released_at` and
@@ -132,7 +142,32 @@ def build_manifest(
             "tfds_version": _property(examples, "tfds_version"),
         }
         manifest["lineage"]["examples"] = {"id": examples.id, "uri": examples.uri}
+        window = _property(examples, span_examples.SPAN_WINDOW_PROPERTY, parse_json=True)
+        if window:
+            manifest["data"]["spans"] = {
+                "window": window,
+                "present": _property(examples, span_examples.SPANS_PRESENT_PROPERTY, True),
+                "counts": _property(examples, span_examples.SPAN_COUNTS_PROPERTY, True),
+                "newest": examples.span,
+            }
+    if statistics is not None:
+        manifest.setdefault("data", {})["statistics_uri"] = statistics.uri
+        manifest["lineage"]["statistics"] = {"id": statistics.id, "uri": statistics.uri}
+    if drift is not None:
+        manifest["drift"] = _property(drift, "drift", parse_json=True)
+    if label_check is not None:
+        manifest["label_check"] = _read_json_file(label_check.uri, files.LABEL_CHECK_FILE)
+    if span_evaluation is not None:
+        manifest["span_test"] = {
+            "test_accuracy": evaluation_results.overall_accuracy(span_evaluation.uri),
+            "thresholds": evaluation_results.gates_of_evaluation(span_evaluation.uri),
+        }
     return manifest
+
+
+def _read_json_file(uri: str, name: str) -> Any:
+    with tf.io.gfile.GFile(os.path.join(uri, name)) as source:
+        return json.load(source)
 
 
 @component
@@ -144,6 +179,10 @@ def ReleaseManifest(  # noqa: N802 (TFX components are named like classes)
     baseline_model: InputArtifact[standard_artifacts.Model] = None,
     infra_blessing: InputArtifact[standard_artifacts.InfraBlessing] = None,
     tflite_evaluation: InputArtifact[standard_artifacts.ModelEvaluation] = None,
+    statistics: InputArtifact[standard_artifacts.ExampleStatistics] = None,
+    drift: InputArtifact[standard_artifacts.ExampleAnomalies] = None,
+    label_check: InputArtifact[simple_artifacts.File] = None,
+    span_evaluation: InputArtifact[standard_artifacts.ModelEvaluation] = None,
 ) -> None:
     """Writes the release manifest draft (`release.json`) of the candidate.
 
@@ -155,9 +194,22 @@ def ReleaseManifest(  # noqa: N802 (TFX components are named like classes)
       baseline_model: LatestRelease's output.
       infra_blessing: ServingCheck's output.
       tflite_evaluation: The TFLite Evaluator's output.
+      statistics: StatisticsGen's output.
+      drift: DriftGate's output (with spans).
+      label_check: LabelGate's output (with spans).
+      span_evaluation: The new-data Evaluator's output (with spans).
     """
     draft = build_manifest(
-        model, evaluation, examples, baseline_model, infra_blessing, tflite_evaluation
+        model,
+        evaluation,
+        examples,
+        baseline_model,
+        infra_blessing,
+        tflite_evaluation,
+        statistics,
+        drift,
+        label_check,
+        span_evaluation,
     )
     tf.io.gfile.makedirs(manifest.uri)
     with tf.io.gfile.GFile(os.path.join(manifest.uri, MANIFEST_FILE), "w") as out:

@@ -48,6 +48,8 @@ from contract import files, releases, tfx_internals
 
 TFLITE_BLESSING_KEY = "tflite_blessing"
 TFLITE_EVALUATION_KEY = "tflite_evaluation"
+SPAN_BLESSING_KEY = "span_blessing"
+SPAN_EVALUATION_KEY = "span_evaluation"
 MANIFEST_KEY = "manifest"
 MODEL_CARD_KEY = "model_card"
 
@@ -59,6 +61,10 @@ class ReleasePusherSpec(standard_component_specs.PusherSpec):
         **standard_component_specs.PusherSpec.INPUTS,
         TFLITE_BLESSING_KEY: ChannelParameter(type=standard_artifacts.ModelBlessing, optional=True),
         TFLITE_EVALUATION_KEY: ChannelParameter(
+            type=standard_artifacts.ModelEvaluation, optional=True
+        ),
+        SPAN_BLESSING_KEY: ChannelParameter(type=standard_artifacts.ModelBlessing, optional=True),
+        SPAN_EVALUATION_KEY: ChannelParameter(
             type=standard_artifacts.ModelEvaluation, optional=True
         ),
         standard_component_specs.EVALUATION_KEY: ChannelParameter(
@@ -103,6 +109,7 @@ def not_blessed_reason(input_dict: dict[str, list[types.Artifact]]) -> str:
             "SavedModel",
         ),
         (TFLITE_BLESSING_KEY, TFLITE_EVALUATION_KEY, "TFLite"),
+        (SPAN_BLESSING_KEY, SPAN_EVALUATION_KEY, "new-data test slice"),
     ):
         blessing = _single(input_dict, blessing_key)
         if blessing is None or blessing.get_int_custom_property("blessed") == 1:
@@ -223,10 +230,11 @@ class ReleasePusherExecutor(pusher_executor.Executor):
     """Pushes a blessed model unless the newest release already holds it."""
 
     def CheckBlessing(self, input_dict: dict[str, list[types.Artifact]]) -> bool:  # noqa: N802
-        """TFX's checks (model blessing, infra blessing), plus the TFLite blessing."""
-        tflite = _single(input_dict, TFLITE_BLESSING_KEY)
-        if tflite is not None and tflite.get_int_custom_property("blessed") != 1:
-            return False
+        """TFX's checks (model blessing, infra blessing), plus the TFLite and span blessings."""
+        for key in (TFLITE_BLESSING_KEY, SPAN_BLESSING_KEY):
+            blessing = _single(input_dict, key)
+            if blessing is not None and blessing.get_int_custom_property("blessed") != 1:
+                return False
         return super().CheckBlessing(input_dict)
 
     def Do(  # noqa: N802 (TFX API)
@@ -293,6 +301,8 @@ class ReleasePusher(base_component.BaseComponent):
         evaluation: types.BaseChannel | None = None,
         manifest: types.BaseChannel | None = None,
         model_card: types.BaseChannel | None = None,
+        span_blessing: types.BaseChannel | None = None,
+        span_evaluation: types.BaseChannel | None = None,
     ):
         """As TFX's `Pusher(model, model_blessing, infra_blessing, push_destination)`.
 
@@ -307,6 +317,8 @@ class ReleasePusher(base_component.BaseComponent):
           evaluation: The Evaluator's evaluation (why it refused).
           manifest: ReleaseManifest's draft, completed into `release.json`.
           model_card: ModelCardGen's card, copied into the release.
+          span_blessing: The new-data Evaluator's blessing: unblessed, no push.
+          span_evaluation: Its evaluation (why it refused).
 
         Raises:
           ValueError: no push_destination, or neither model nor infra_blessing
@@ -328,6 +340,8 @@ class ReleasePusher(base_component.BaseComponent):
                 evaluation=evaluation,
                 manifest=manifest,
                 model_card=model_card,
+                span_blessing=span_blessing,
+                span_evaluation=span_evaluation,
                 pushed_model=types.Channel(type=standard_artifacts.PushedModel),
             )
         )

@@ -15,3 +15,15 @@ class MnistArchiveError(InputError):
 
 class DataAnomaliesError(InputError):
     """The examples do not match the curated schema."""
+
+
+class SpanError(InputError):
+    """The spans folder or a span in it is malformed (the message names the file)."""
+
+
+class DataDriftError(InputError):
+    """The new data's distribution is too far from what the released model was trained on."""
+
+
+class SuspectLabelsError(InputError):
+    """The released model disagrees with a span's labels far more than its test error predicts."""

@@ -24,6 +24,12 @@ SPLIT_EVAL = "eval"
 SPLIT_TEST = "test"
 SPLITS = (SPLIT_TRAIN, SPLIT_EVAL, SPLIT_TEST)
 """The Examples artifact's splits, in the order MnistExampleGen writes them."""
+SPLIT_SPAN_TRAIN = "span_train"
+"""With spans: the window's training examples (also in `train`), one file per span:
+what the drift and label gates read."""
+SPLIT_SPAN_TEST = "span_test"
+"""With spans: the window's held-out new-data test slice, one file per span."""
+SPAN_SPLITS = (SPLIT_SPAN_TRAIN, SPLIT_SPAN_TEST)
 
 SIGNATURE_NAME = "serving_default"
 """Takes serialized tf.Examples (`examples`), returns `probabilities` [N, 10]."""

@@ -43,8 +43,9 @@ IMAGE_PROJECT_DIR = "/pipeline"
 IMAGE_SCHEMA_FILE = f"{IMAGE_PROJECT_DIR}/schemas/schema.pbtxt"
 IMAGE_MNIST_DIR = f"{IMAGE_PROJECT_DIR}/data/mnist"
 DEFAULT_IMAGE = "mnist-tfx-pipeline:latest"
-NEVER_CACHED_TASKS = ("LatestRelease",)
-"""Tasks whose output depends on state outside the pipeline (the serving dir)."""
+NEVER_CACHED_TASKS = ("LatestRelease", "SpanListing")
+"""Tasks whose output depends on state outside the pipeline (the serving dir, the
+spans folder); a task that is not in the spec (no --spans-dir) is skipped."""
 UNREADABLE_BY_COMPONENTS = ("minio://",)
 """Pipeline-root schemes that only the KFP launcher reads (it copies artifacts in and out)."""
 TASK_ENTRYPOINT = "kubeflow/task_entrypoint.py"
@@ -105,7 +106,8 @@ def finish_spec(pipeline_file: str, never_cached: tuple[str, ...], project_dir: 
         job = json.load(source)
     spec = job["pipelineSpec"]
     for name in never_cached:
-        spec["root"]["dag"]["tasks"][name]["cachingOptions"] = {"enableCache": False}
+        if name in spec["root"]["dag"]["tasks"]:
+            spec["root"]["dag"]["tasks"][name]["cachingOptions"] = {"enableCache": False}
     for label, executor in spec["deploymentSpec"]["executors"].items():
         container = executor.get("container", {})
         if container.get("command") != tfx_internals.KUBEFLOW_V2_TASK_COMMAND:
@@ -133,6 +135,7 @@ def compile_pipeline(args: argparse.Namespace) -> str:
         user_code=pipeline_config.UserCode.import_paths(),
         config=config,
         beam_pipeline_args=beam_args,
+        spans_dir=args.spans_dir,
     )
     output_file = os.path.abspath(args.output_file)
     as_yaml = output_file.endswith((".yaml", ".yml"))

@@ -78,6 +78,35 @@ class DataConfig:
     """Without the archives, let TFDS download MNIST (only with --download)."""
 
 
+@dataclasses.dataclass(frozen=True)
+class SpanConfig:
+    """Continuous training: the span window, its hold-outs and the gates for new data.
+
+    Used when a run is given a spans folder (`--spans-dir`); docs/spans.md
+    explains each gate and how the thresholds were chosen.
+    """
+
+    span_window: int = 0
+    """Train on MNIST plus the newest this many spans; 0 = all spans."""
+    eval_fraction: float = 0.1
+    """Part of each span held out for early stopping."""
+    test_fraction: float = 0.2
+    """Part of each span held out as its new-data test slice."""
+    image_js_threshold: float = 0.1
+    """Drift gate: largest Jensen-Shannon divergence of the pixel intensities."""
+    label_linf_threshold: float = 0.1
+    """Drift gate: largest L-infinity distance of the label distribution."""
+    drift_warn_only: bool = False
+    """Drift beyond a threshold warns instead of stopping the run."""
+    label_error_margin: float = 0.1
+    """Label gate: a span is suspect when the served model disagrees with its labels
+    more often than its test error plus this..."""
+    label_max_p_value: float = 1e-6
+    """...and when the binomial tail of its disagreements is below this."""
+    span_accuracy_threshold: float = 0.95
+    """Lowest accuracy on the window's new-data test slice that may be released."""
+
+
 def default_beam_args(project_dir: str) -> tuple[str, ...]:
     """Beam options for the Beam-powered components when no --beam-args are given.
 
@@ -113,6 +142,7 @@ class PipelineConfig:
     """A candidate may be at most this much less accurate than the released model."""
     trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    spans: SpanConfig = dataclasses.field(default_factory=SpanConfig)
     beam_pipeline_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     enable_cache: bool = True
 

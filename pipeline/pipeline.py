@@ -14,7 +14,9 @@ from components.anomaly_gate import AnomalyGate
 from components.code_keyed import CodeKeyedTrainer, CodeKeyedTransform
 from components.curated_schema_gen import CuratedSchemaGen
 from components.data_profile import DataProfile
+from components.drift_gate import DriftGate
 from components.error_gallery import ErrorGallery
+from components.label_gate import LabelGate
 from components.latest_release import LatestRelease
 from components.mnist_example_gen import MnistExampleGen
 from components.model_card import ModelCardGen
@@ -22,6 +24,7 @@ from components.release_evaluator import ReleaseEvaluator
 from components.release_manifest import ReleaseManifest
 from components.release_pusher import ReleasePusher
 from components.serving_check import ServingCheck
+from components.span_listing import SpanListing
 from components.tflite_candidate import TFLiteCandidate
 from contract import features
 from pipeline.config import PipelineConfig, UserCode
@@ -111,6 +114,49 @@ def make_tflite_eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
     )
 
 
+def make_span_eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
+    """TFMA config for the new-data test slice: the same model and signature, its own bar.
+
+    No baseline comparison: the served model may not have seen these spans'
+    kind of digits; the gate is "good enough on the newest data", MNIST's
+    test split keeps the "not worse than released" rule.
+    """
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name=features.SIGNATURE_NAME,
+                label_key=features.LABEL_KEY,
+                preprocessing_function_names=[features.TRANSFORM_SIGNATURE],
+            )
+        ],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[
+            tfma.MetricsSpec(
+                metrics=[
+                    tfma.MetricConfig(class_name="ExampleCount"),
+                    tfma.MetricConfig(
+                        class_name="SparseCategoricalAccuracy",
+                        threshold=tfma.MetricThreshold(
+                            value_threshold=tfma.GenericValueThreshold(
+                                lower_bound={"value": accuracy_threshold}
+                            )
+                        ),
+                    ),
+                ]
+            )
+        ],
+    )
+
+
+def _outputs_of(**wanted):
+    """{name: component.outputs[key]} for the components that exist (spans are optional)."""
+    return {
+        name: component.outputs[key]
+        for name, (component, key) in wanted.items()
+        if component is not None
+    }
+
+
 def create_pipeline(
     pipeline_root: str,
     serving_model_dir: str,
@@ -122,6 +168,7 @@ def create_pipeline(
     beam_pipeline_args: list[str] | None = None,
     metadata_connection_config=None,
     extra_examples_dir: str | None = None,
+    spans_dir: str | None = None,
 ) -> tfx_pipeline.Pipeline:
     """Builds the MNIST pipeline: TFDS -> validated data -> model -> release.
 
@@ -141,6 +188,10 @@ def create_pipeline(
       metadata_connection_config: ML Metadata connection (the runner's choice).
       extra_examples_dir: Optional folder of tf.Example TFRecord files (GZIP
         if named *.gz, else plain) in the feature contract, added to `train`.
+      spans_dir: Optional folder of `span-<N>/` folders of newly labelled
+        digits (local path or object store): the run trains on MNIST plus the
+        window of spans (config.spans), gated for drift and wrong labels, and
+        judged on their held-out test slices as well (docs/spans.md).
 
     Returns:
       The TFX pipeline, ready for any orchestrator.
@@ -158,7 +209,25 @@ def create_pipeline(
         components.append(import_example_gen)
         extra_examples = import_example_gen.outputs["examples"]
 
-    # Exports MNIST from the real TFDS builder as train / eval / test tf.Examples.
+    span_listing = None
+    if spans_dir:
+        # Lists the spans folder inside a task of its own (no resolver, no driver on
+        # KFP): its output is a parameter, so the span reader's cache key sees a new span.
+        span_listing = SpanListing(
+            spans_dir=spans_dir,
+            span_window=config.spans.span_window,
+            serving_model_dir=serving_model_dir,
+        )
+        components.append(span_listing)
+    span_kwargs = {}
+    if span_listing is not None:
+        span_kwargs = {
+            "span_listing": span_listing.outputs["listing"].future()[0].value,
+            "span_eval_fraction": config.spans.eval_fraction,
+            "span_test_fraction": config.spans.test_fraction,
+        }
+
+    # Exports MNIST from the real TFDS builder (plus the window of spans) as tf.Examples.
     example_gen = MnistExampleGen(
         extra_examples=extra_examples,
         image_feature=features.IMAGE_KEY,
@@ -170,14 +239,18 @@ def create_pipeline(
         train_limit=config.data.train_limit,
         test_limit=config.data.test_limit,
         allow_download=int(config.data.allow_download),
+        **span_kwargs,
     )
-
-    # Computes per-split statistics: the input to validation and a record of the data.
-    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
 
     # Imports the curated, checked-in schema instead of inferring one from the data
     # (keyed on its content: an edited schema is imported again).
     schema_gen = CuratedSchemaGen(schema_file=schema_file).with_id("ImportSchemaGen")
+
+    # Computes per-split statistics (labels counted per digit, as the schema says):
+    # the input to validation and drift checks, and a record of the data.
+    statistics_gen = StatisticsGen(
+        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"]
+    )
 
     # Checks the statistics against the curated schema and records any anomalies.
     example_validator = ExampleValidator(
@@ -201,6 +274,32 @@ def create_pipeline(
         disable_statistics=True,
     ).with_id("Transform")
     transform.add_upstream_node(anomaly_gate)
+
+    span_components = []
+    drift_gate = label_gate = span_evaluator = None
+    if span_listing is not None:
+        # Stops the run when the window drifted from the served model's training data.
+        drift_gate = DriftGate(
+            statistics=statistics_gen.outputs["statistics"],
+            schema=schema_gen.outputs["schema"],
+            examples=example_gen.outputs["examples"],
+            serving_model_dir=serving_model_dir,
+            image_js_threshold=config.spans.image_js_threshold,
+            label_linf_threshold=config.spans.label_linf_threshold,
+            warn_only=int(config.spans.drift_warn_only),
+        )
+        # Holds a span back when the served model disagrees with its labels too often.
+        label_gate = LabelGate(
+            examples=example_gen.outputs["examples"],
+            serving_model_dir=serving_model_dir,
+            error_margin=config.spans.label_error_margin,
+            max_p_value=config.spans.label_max_p_value,
+        )
+        # Drift first: a drifted span is reported as drift, not as wrong labels.
+        label_gate.add_upstream_node(drift_gate)
+        transform.add_upstream_node(drift_gate)
+        transform.add_upstream_node(label_gate)
+        span_components += [drift_gate, label_gate]
 
     # Trains the dense Keras model, early-stopping on the eval split.
     trainer = CodeKeyedTrainer(
@@ -228,6 +327,16 @@ def create_pipeline(
         baseline_model=latest_release.outputs["baseline_model"],
         eval_config=make_eval_config(config.accuracy_threshold, config.baseline_tolerance),
     ).with_id("Evaluator")
+
+    if span_listing is not None:
+        # Judges the candidate on the window's held-out new-data test slice.
+        span_evaluator = ReleaseEvaluator(
+            examples=example_gen.outputs["examples"],
+            example_splits=[features.SPLIT_SPAN_TEST],
+            model=trainer.outputs["model"],
+            eval_config=make_span_eval_config(config.spans.span_accuracy_threshold),
+        ).with_id("SpanEvaluator")
+        span_components.append(span_evaluator)
 
     # Hands the Trainer's TFLite model to TFMA as a model of its own.
     tflite_candidate = TFLiteCandidate(model=trainer.outputs["model"])
@@ -264,6 +373,12 @@ def create_pipeline(
         baseline_model=latest_release.outputs["baseline_model"],
         infra_blessing=serving_check.outputs["blessing"],
         tflite_evaluation=tflite_evaluator.outputs["evaluation"],
+        statistics=statistics_gen.outputs["statistics"],
+        **_outputs_of(
+            drift=(drift_gate, "drift"),
+            label_check=(label_gate, "label_check"),
+            span_evaluation=(span_evaluator, "evaluation"),
+        ),
     )
 
     # Renders the model card from that draft, for the release to carry.
@@ -283,6 +398,10 @@ def create_pipeline(
         tflite_evaluation=tflite_evaluator.outputs["evaluation"],
         manifest=release_manifest.outputs["manifest"],
         model_card=model_card.outputs["model_card"],
+        **_outputs_of(
+            span_blessing=(span_evaluator, "blessing"),
+            span_evaluation=(span_evaluator, "evaluation"),
+        ),
     ).with_id("Pusher")
 
     return tfx_pipeline.Pipeline(
@@ -295,6 +414,7 @@ def create_pipeline(
             schema_gen,
             example_validator,
             anomaly_gate,
+            *span_components,
             transform,
             trainer,
             latest_release,

@@ -74,6 +74,31 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
         default=defaults.data.eval_holdout_size,
         help="train examples held out as the eval split for early stopping",
     )
+    parser.add_argument(
+        "--spans-dir",
+        metavar="DIR",
+        help="folder (or s3:// / gs:// path) of span-<N>/ folders of newly labelled digits, "
+        "TFRecords or digit-named image folders; each run trains on MNIST plus the newest "
+        "--span-window spans, gated for drift and wrong labels (docs/spans.md)",
+    )
+    parser.add_argument(
+        "--span-window",
+        type=_at_least(0),
+        default=defaults.spans.span_window,
+        help="train on the newest K spans; 0 = all (with --spans-dir)",
+    )
+    parser.add_argument(
+        "--span-accuracy-threshold",
+        type=_fraction,
+        default=defaults.spans.span_accuracy_threshold,
+        help="lowest accuracy on the spans' held-out test slice that may be released",
+    )
+    parser.add_argument(
+        "--drift-action",
+        choices=("stop", "warn"),
+        default="warn" if defaults.spans.drift_warn_only else "stop",
+        help="what drift beyond the thresholds does: stop the run before training, or warn",
+    )
 
 
 def check_run_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -98,5 +123,11 @@ def build_config(args: argparse.Namespace) -> pipeline_config.PipelineConfig:
             train_limit=args.train_limit,
             test_limit=args.test_limit,
             eval_holdout_size=args.eval_holdout,
+        ),
+        spans=dataclasses.replace(
+            defaults.spans,
+            span_window=args.span_window,
+            drift_warn_only=args.drift_action == "warn",
+            span_accuracy_threshold=args.span_accuracy_threshold,
         ),
     )

@@ -19,8 +19,9 @@ from contract import features
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DATA_URI_PREFIX = "data:image/png;base64,"
-SERIES_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
-"""Candidate, baseline (or train, eval, test), then spares: the same order in every figure."""
+SERIES_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
+"""Candidate, baseline (or train, eval, test, span_train, span_test), then spares: the
+same order in every figure."""
 _DPI = 100
 
 

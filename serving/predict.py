@@ -4,7 +4,7 @@
         [--tflite] [--json] digit.png [more.png ...]
 
 Each image (PNG, JPEG, ...; any size or colour, dark on light or light on
-dark) is framed as MNIST digits are (`serving.digit_image`), then the newest
+dark) is framed as MNIST digits are (`contract.digit_image`), then the newest
 release (or `--version V`) reads them in one batch: its SavedModel's
 `serving_default` signature, or with `--tflite` its `assets.extra/model.tflite`.
 
@@ -27,7 +27,8 @@ import sys
 
 import numpy as np
 
-from serving import digit_image, models
+from contract import digit_image
+from serving import models
 
 TOP_K = 3
 

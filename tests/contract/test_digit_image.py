@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from serving import digit_image
+from contract import digit_image
 
 
 def _ink_box(pixels: np.ndarray) -> tuple[int, int]:
