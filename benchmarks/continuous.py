@@ -246,10 +246,10 @@ def main(argv: list[str] | None = None) -> int:
             released=released,
             outcome=_outcome(stdout, os.path.join(work_dir, "out", "metadata.db"), released),
             drift=describe_drift(
-                newest_record(pipeline_root, "DriftGate", files.DRIFT_FILE, since)
+                newest_record(pipeline_root, "DriftCheck", files.DRIFT_FILE, since)
             ),
             labels=describe_labels(
-                newest_record(pipeline_root, "LabelGate", files.LABEL_CHECK_FILE, since), span
+                newest_record(pipeline_root, "LabelCheck", files.LABEL_CHECK_FILE, since), span
             ),
             served=newest.version if newest else None,
             mnist_test_accuracy=(manifest or {}).get("test_accuracy"),

@@ -25,8 +25,8 @@ from tfx.utils import path_utils
 from components import span_examples
 from components.latest_release import has_release
 from components.source_fingerprint import FingerprintDriver
+from contract import artifacts, files, releases, tfx_internals
 from contract import evaluation as evaluation_results
-from contract import files, releases, tfx_internals
 
 MANIFEST_FILE = os.path.basename(files.MANIFEST_FILE)
 """The draft's name inside the ReleaseManifest artifact (`release.json`)."""
@@ -86,8 +86,8 @@ def build_manifest(
       tflite_evaluation: The TFLite Evaluator's ModelEvaluation.
       statistics: StatisticsGen's output: its URI is where the next run's
         drift gate finds this model's training statistics.
-      drift: DriftGate's record (distances, thresholds, verdict).
-      label_check: LabelGate's record (per span: disagreements, verdict).
+      drift: DriftCheck's record (distances, thresholds, verdict).
+      label_check: LabelCheck's record (per span: disagreements, verdict).
       span_evaluation: The new-data Evaluator's ModelEvaluation.
 
     Returns:
@@ -156,18 +156,17 @@ def build_manifest(
     if drift is not None:
         manifest["drift"] = _property(drift, "drift", parse_json=True)
     if label_check is not None:
-        manifest["label_check"] = _read_json_file(label_check.uri, files.LABEL_CHECK_FILE)
+        record = artifacts.read_record(label_check.uri, files.LABEL_CHECK_FILE)
+        for span in record.get("spans", []):
+            for worst in span.get("worst", []):
+                worst.pop("pixels", None)  # the report shows them; the manifest names them
+        manifest["label_check"] = record
     if span_evaluation is not None:
         manifest["span_test"] = {
             "test_accuracy": evaluation_results.overall_accuracy(span_evaluation.uri),
             "thresholds": evaluation_results.gates_of_evaluation(span_evaluation.uri),
         }
     return manifest
-
-
-def _read_json_file(uri: str, name: str) -> Any:
-    with tf.io.gfile.GFile(os.path.join(uri, name)) as source:
-        return json.load(source)
 
 
 @component
@@ -195,8 +194,8 @@ def ReleaseManifest(  # noqa: N802 (TFX components are named like classes)
       infra_blessing: ServingCheck's output.
       tflite_evaluation: The TFLite Evaluator's output.
       statistics: StatisticsGen's output.
-      drift: DriftGate's output (with spans).
-      label_check: LabelGate's output (with spans).
+      drift: DriftCheck's output (with spans).
+      label_check: LabelCheck's output (with spans).
       span_evaluation: The new-data Evaluator's output (with spans).
     """
     draft = build_manifest(

@@ -47,6 +47,12 @@ def read_anomalies(anomalies_uri: str, split_names: list[str]) -> list[Anomaly]:
     return found
 
 
+def read_record(uri: str, name: str) -> dict[str, Any]:
+    """A JSON record a component wrote into its artifact (`files.DRIFT_FILE`, ...)."""
+    with tf.io.gfile.GFile(os.path.join(uri, name)) as source:
+        return json.load(source)
+
+
 def read_history(model_run_uri: str) -> dict[str, Any] | None:
     """The Trainer's training record in its ModelRun artifact, or None if there is none.
 

@@ -14,9 +14,9 @@ from components.anomaly_gate import AnomalyGate
 from components.code_keyed import CodeKeyedTrainer, CodeKeyedTransform
 from components.curated_schema_gen import CuratedSchemaGen
 from components.data_profile import DataProfile
-from components.drift_gate import DriftGate
+from components.drift_check import DriftCheck
 from components.error_gallery import ErrorGallery
-from components.label_gate import LabelGate
+from components.label_check import LabelCheck
 from components.latest_release import LatestRelease
 from components.mnist_example_gen import MnistExampleGen
 from components.model_card import ModelCardGen
@@ -257,9 +257,6 @@ def create_pipeline(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
 
-    # Stops the run here when the validator found anomalies: no training on bad data.
-    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
-
     # Scales pixels to [0, 1] in a graph that training and serving both use.
     transform = CodeKeyedTransform(
         examples=example_gen.outputs["examples"],
@@ -273,13 +270,12 @@ def create_pipeline(
         # passes would only cost time.
         disable_statistics=True,
     ).with_id("Transform")
-    transform.add_upstream_node(anomaly_gate)
 
     span_components = []
-    drift_gate = label_gate = span_evaluator = None
+    drift = label_check = span_evaluator = None
     if span_listing is not None:
-        # Stops the run when the window drifted from the served model's training data.
-        drift_gate = DriftGate(
+        # Measures how far the window drifted from the served model's training data.
+        drift = DriftCheck(
             statistics=statistics_gen.outputs["statistics"],
             schema=schema_gen.outputs["schema"],
             examples=example_gen.outputs["examples"],
@@ -288,18 +284,21 @@ def create_pipeline(
             label_linf_threshold=config.spans.label_linf_threshold,
             warn_only=int(config.spans.drift_warn_only),
         )
-        # Holds a span back when the served model disagrees with its labels too often.
-        label_gate = LabelGate(
+        # Lets the served model read each span: too many disagreements mark it suspect.
+        label_check = LabelCheck(
             examples=example_gen.outputs["examples"],
             serving_model_dir=serving_model_dir,
             error_margin=config.spans.label_error_margin,
             max_p_value=config.spans.label_max_p_value,
         )
-        # Drift first: a drifted span is reported as drift, not as wrong labels.
-        label_gate.add_upstream_node(drift_gate)
-        transform.add_upstream_node(drift_gate)
-        transform.add_upstream_node(label_gate)
-        span_components += [drift_gate, label_gate]
+        span_components += [drift, label_check]
+
+    # Stops the run here on schema anomalies, drift or suspect labels: no training on bad data.
+    anomaly_gate = AnomalyGate(
+        anomalies=example_validator.outputs["anomalies"],
+        **_outputs_of(drift=(drift, "drift"), label_check=(label_check, "label_check")),
+    )
+    transform.add_upstream_node(anomaly_gate)
 
     # Trains the dense Keras model, early-stopping on the eval split.
     trainer = CodeKeyedTrainer(
@@ -375,8 +374,8 @@ def create_pipeline(
         tflite_evaluation=tflite_evaluator.outputs["evaluation"],
         statistics=statistics_gen.outputs["statistics"],
         **_outputs_of(
-            drift=(drift_gate, "drift"),
-            label_check=(label_gate, "label_check"),
+            drift=(drift, "drift"),
+            label_check=(label_check, "label_check"),
             span_evaluation=(span_evaluator, "evaluation"),
         ),
     )

@@ -168,6 +168,31 @@ def grouped_bars(
     return _uri(figure)
 
 
+def release_history(
+    versions: Sequence[int],
+    test_accuracy: Sequence[float | None],
+    span_test_accuracy: Sequence[float | None],
+) -> str:
+    """Each release's accuracy on MNIST's test split and on its spans' test slice, in order."""
+    figure = _new_figure(7, 3.0)
+    axes = figure.subplots()
+    positions = np.arange(len(versions))
+    for index, (name, values) in enumerate(
+        (("MNIST test", test_accuracy), ("new-data test slice", span_test_accuracy))
+    ):
+        shown = [(x, y) for x, y in zip(positions, values, strict=True) if y is not None]
+        if shown:
+            xs, ys = zip(*shown, strict=True)
+            axes.plot(xs, ys, marker="o", label=name, color=SERIES_COLOURS[index])
+    axes.set_xticks(positions)
+    axes.set_xticklabels([str(version) for version in versions], rotation=30, fontsize="small")
+    axes.set_xlabel("release (version)")
+    axes.set_ylabel("accuracy")
+    axes.set_title("release history")
+    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1, 1))
+    return _uri(figure)
+
+
 def digit_accuracy_bars(per_model: Mapping[str, Mapping[int, float]]) -> str:
     """Test accuracy per true digit, one bar colour per model.
 

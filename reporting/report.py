@@ -40,6 +40,7 @@ SECTION_TITLES = {
     "per-digit": "Accuracy per digit (test split)",
     "errors": "Most confident mistakes (test split)",
     "data": "Data",
+    "new-data": "New data and release history",
     "timings": "Component timings",
     "lineage": "Lineage (ML Metadata)",
 }
@@ -88,6 +89,20 @@ def _figures(data: report_data.ReportData) -> dict[str, Any]:
             )
         if data.data.mean_images is not None:
             figures["means"] = plots.mean_digits(data.data.mean_images)
+    if data.releases:
+        figures["releases"] = plots.release_history(
+            [record.version for record in data.releases],
+            [record.test_accuracy for record in data.releases],
+            [record.span_test_accuracy for record in data.releases],
+        )
+    if data.new_data is not None and data.new_data.labels:
+        figures["suspect"] = {
+            span["span"]: _digit_images(
+                [np.asarray(worst["pixels"]) for worst in span["worst"] if "pixels" in worst]
+            )
+            for span in data.new_data.labels.get("spans", [])
+            if span["suspect"]
+        }
     if data.components:
         figures["timings"] = plots.component_timings(
             {c.node_id: c.seconds for c in data.components},

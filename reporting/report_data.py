@@ -17,13 +17,14 @@ always has every section.
 import dataclasses
 import json
 import os
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from contract import artifacts, files
+from contract import artifacts, files, releases
 from contract import evaluation as evaluation_results
 from contract.artifacts import Anomaly, read_anomalies
 from contract.layout import PIPELINE_NAME, OutputLayout
@@ -37,6 +38,7 @@ SECTION_IDS = (
     "per-digit",
     "errors",
     "data",
+    "new-data",
     "timings",
     "lineage",
 )
@@ -155,6 +157,30 @@ class DataProfile:
 
 
 @dataclasses.dataclass(frozen=True)
+class NewData:
+    """The run's spans and what the new-data checks said about them."""
+
+    window: list[int]
+    span_counts: dict[str, dict[str, int]]
+    drift: dict[str, Any] | None
+    """DriftCheck's record: baseline, measurements, verdict."""
+    labels: dict[str, Any] | None
+    """LabelCheck's record: per span, disagreements, verdict, worst examples."""
+    span_test_accuracy: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleaseRecord:
+    """One release in the serving directory, as its manifest describes it."""
+
+    version: int
+    released_at: str | None
+    test_accuracy: float | None
+    span_test_accuracy: float | None
+    window: list[int]
+
+
+@dataclasses.dataclass(frozen=True)
 class ReportData:
     """One pipeline run, as the report shows it."""
 
@@ -169,6 +195,9 @@ class ReportData:
     predictions: Predictions | None = None
     data: DataProfile | None = None
     lineage_steps: list[lineage.Step] | None = None
+    new_data: NewData | None = None
+    releases: list[ReleaseRecord] = dataclasses.field(default_factory=list)
+    """Every release in the serving directory, oldest first (the history figure)."""
     unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
     """Section id -> why the run has no data for it."""
 
@@ -353,6 +382,44 @@ def _data_profile(
     )
 
 
+def _new_data(runs: dict[str, metadata.ComponentRun]) -> NewData | None:
+    """The spans of the run (MnistExampleGen) and the checks' records, if it had spans."""
+    examples = _output(runs, "MnistExampleGen", "examples")
+    window = _property(examples, "span_window") if examples is not None else None
+    if not window:
+        return None
+    drift = _output(runs, "DriftCheck", "drift")
+    labels = _output(runs, "LabelCheck", "label_check")
+    span_evaluation = _output(runs, "SpanEvaluator", "evaluation")
+    return NewData(
+        window=window,
+        span_counts=_property(examples, "span_counts") or {},
+        drift=artifacts.read_record(drift.uri, files.DRIFT_FILE) if drift else None,
+        labels=artifacts.read_record(labels.uri, files.LABEL_CHECK_FILE) if labels else None,
+        span_test_accuracy=evaluation_results.overall_accuracy(span_evaluation.uri)
+        if span_evaluation
+        else None,
+    )
+
+
+def release_history(serving_dir: str) -> list[ReleaseRecord]:
+    """Every release's version, time, accuracies and spans, from its manifest."""
+    history = []
+    for release in releases.list_releases(serving_dir):
+        manifest = releases.read_manifest(release.path) or {}
+        spans = ((manifest.get("data") or {}).get("spans") or {}).get("window") or []
+        history.append(
+            ReleaseRecord(
+                version=release.version,
+                released_at=manifest.get("released_at"),
+                test_accuracy=manifest.get("test_accuracy"),
+                span_test_accuracy=(manifest.get("span_test") or {}).get("test_accuracy"),
+                window=list(spans),
+            )
+        )
+    return history
+
+
 def _before(node_id: str, runs: dict[str, metadata.ComponentRun]) -> str:
     """Why a component's output is missing: it failed, or the run never got there."""
     component = runs.get(node_id)
@@ -440,6 +507,13 @@ def gather(output_dir: str, run_id: str | None = None, failure: str | None = Non
     if data is None:
         unavailable["data"] = _before(DATA_PROFILE[0], runs)
 
+    new_data = _new_data(runs)
+    if new_data is None:
+        unavailable["new-data"] = (
+            "this run read no spans (run with --spans-dir to train on newly labelled digits)"
+        )
+    history = release_history(OutputLayout(output_dir).serving_model_dir)
+
     chain = _lineage(store, summary, runs)
     if chain is None:
         unavailable["lineage"] = f"{_before('Evaluator', runs)}; no evaluated model to trace"
@@ -458,5 +532,7 @@ def gather(output_dir: str, run_id: str | None = None, failure: str | None = Non
         predictions=predictions,
         data=data,
         lineage_steps=chain,
+        new_data=new_data,
+        releases=history,
         unavailable=unavailable,
     )

@@ -1,4 +1,4 @@
-"""LabelGate: the served model reads each new span; wrong labels hold the run back.
+"""LabelCheck: the served model reads each new span; many disagreements mark it suspect.
 
 Drift statistics cannot see wrong labels: shuffling labels keeps the label
 distribution. Before training, the served model (the newest release) runs
@@ -10,9 +10,10 @@ is above e + `error_margin` (room for new data that is honestly a little
 harder than MNIST's test split, and for a weak model's noise) and the
 one-sided binomial tail P(X >= d | n, e) is below `max_p_value` (so a small
 span is not condemned by chance). Each span's figures, verdict
-and worst examples (the disagreements the model is most sure of) go into
-`label_check.json`; any suspect span raises SuspectLabelsError before
-Transform, so nothing trained on it is trained or released.
+and worst examples (the disagreements the model is most sure of, with their
+pixels) go into `label_check.json`; the check only records, and AnomalyGate
+stops the run before Transform on any suspect span, so nothing trained on it
+is trained or released.
 """
 
 import json
@@ -30,8 +31,7 @@ from tfx.types.experimental import simple_artifacts
 
 from components import example_export, span_examples, spans
 from components.source_fingerprint import FingerprintDriver
-from contract import features, files, releases, tfx_internals
-from contract.errors import SuspectLabelsError
+from contract import artifacts, features, files, releases, tfx_internals
 
 WORST_SHOWN = 8
 """How many of a span's most confident disagreements the record keeps."""
@@ -45,8 +45,13 @@ def judge_span(
     test_error: float,
     error_margin: float,
     max_p_value: float,
+    images: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """One span's verdict from the model's classes and the given labels."""
+    """One span's verdict from the model's classes and the given labels.
+
+    `images` (the span's pixels), when given, are kept for the worst examples
+    so the report can show them.
+    """
     n = len(labels)
     disagree = classes != labels
     d = int(disagree.sum())
@@ -70,6 +75,7 @@ def judge_span(
                 "label": int(labels[index]),
                 "predicted": int(classes[index]),
                 "confidence": round(float(confidence[index]), 4),
+                **({"pixels": images[index].astype(int).tolist()} if images is not None else {}),
             }
             for index in order
         ],
@@ -135,20 +141,21 @@ def check_spans(
                 test_error,
                 error_margin,
                 max_p_value,
+                digits.images,
             )
         )
     return verdicts
 
 
 @component
-def LabelGate(  # noqa: N802 (TFX components are named like classes)
+def LabelCheck(  # noqa: N802 (TFX components are named like classes)
     examples: InputArtifact[standard_artifacts.Examples],
     label_check: OutputArtifact[simple_artifacts.File],
     serving_model_dir: Parameter[str],
     error_margin: Parameter[float] = 0.1,
     max_p_value: Parameter[float] = 1e-6,
 ) -> None:
-    """Reads each span with the served model; stops the run on a suspect span.
+    """Reads each span with the served model and judges its labels.
 
     Args:
       examples: MnistExampleGen's output, with the `span_train` split.
@@ -156,9 +163,6 @@ def LabelGate(  # noqa: N802 (TFX components are named like classes)
       serving_model_dir: The releases; the newest one reads the spans.
       error_margin: Suspect above the model's test error + this...
       max_p_value: ...and with a binomial tail below this.
-
-    Raises:
-      SuspectLabelsError: a span is suspect (the message lists its worst examples).
     """
     newest = releases.newest_release(serving_model_dir)
     manifest = releases.read_manifest(newest.path) if newest else None
@@ -181,12 +185,15 @@ def LabelGate(  # noqa: N802 (TFX components are named like classes)
     with tf.io.gfile.GFile(os.path.join(label_check.uri, files.LABEL_CHECK_FILE), "w") as out:
         json.dump(record, out, indent=2, sort_keys=True)
     label_check.set_string_custom_property("verdict", record["verdict"])
-    logging.info("LabelGate: %s", record["verdict"])
-    if any(span["suspect"] for span in record["spans"]):
-        raise SuspectLabelsError(gate_message(record))
+    logging.info("LabelCheck: %s", record["verdict"])
+
+
+def read_record(label_check_uri: str) -> dict[str, Any]:
+    """The record this check wrote into its artifact."""
+    return artifacts.read_record(label_check_uri, files.LABEL_CHECK_FILE)
 
 
 # Cache key: this module's code and the inputs. Not the serving directory: a
 # window already judged is not judged again against a model released since
 # (that model was trained on it), so a run with no new span stays cached.
-tfx_internals.declare_driver(LabelGate, FingerprintDriver, (__name__,))
+tfx_internals.declare_driver(LabelCheck, FingerprintDriver, (__name__,))

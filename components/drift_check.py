@@ -1,4 +1,4 @@
-"""DriftGate: stops the run before Transform when the new data drifted from the released model's.
+"""DriftCheck: measures how far the new data drifted from the served model's training data.
 
 The window's statistics (StatisticsGen's `span_train` split: the spans'
 training examples) are compared with the statistics of the data the served
@@ -13,10 +13,11 @@ the same comparison but takes its baseline as an input channel: with no
 release yet there is no baseline artifact to give it, and making one from a
 release file would be a resolver in disguise.
 
-Every run writes the distances (`drift.json`, and TFDV's Anomalies proto in
-`Split-span_train/SchemaDiff.pb`). Beyond a threshold it raises
-DataDriftError naming the feature, distance and threshold, unless
-`warn_only` (then the run goes on and the record says "warned").
+Every run records the distances (`drift.json` and the artifact's `drift`
+property, TFDV's Anomalies proto in `Split-span_train/SchemaDiff.pb`), also
+when they are beyond a threshold: the check only records, as ExampleValidator
+does, and AnomalyGate stops the run before Transform, naming the feature,
+distance and threshold, unless `warn_only` (the record then says "warned").
 """
 
 import json
@@ -33,9 +34,10 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import io_utils
 
 from components.source_fingerprint import FingerprintDriver
-from contract import features, files, releases, tfx_internals
-from contract.errors import DataDriftError
+from contract import artifacts, features, files, releases, tfx_internals
 
+DRIFTED = "drift beyond a threshold"
+WARNED = "drift beyond a threshold (warned, not stopped)"
 _MEASURE_NAMES = {
     anomalies_pb2.DriftSkewInfo.Measurement.JENSEN_SHANNON_DIVERGENCE: "Jensen-Shannon divergence",
     anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY: "L-infinity distance",
@@ -116,7 +118,7 @@ def _load_statistics(path: str):
 
 
 @component
-def DriftGate(  # noqa: N802 (TFX components are named like classes)
+def DriftCheck(  # noqa: N802 (TFX components are named like classes)
     statistics: InputArtifact[standard_artifacts.ExampleStatistics],
     schema: InputArtifact[standard_artifacts.Schema],
     drift: OutputArtifact[standard_artifacts.ExampleAnomalies],
@@ -126,7 +128,7 @@ def DriftGate(  # noqa: N802 (TFX components are named like classes)
     examples: InputArtifact[standard_artifacts.Examples] = None,
     warn_only: Parameter[int] = 0,
 ) -> None:
-    """Compares the window's statistics with the served model's; stops the run beyond a threshold.
+    """Compares the window's statistics with the served model's training statistics.
 
     Args:
       statistics: StatisticsGen's output (with the `span_train` split).
@@ -137,10 +139,8 @@ def DriftGate(  # noqa: N802 (TFX components are named like classes)
       image_js_threshold: Largest Jensen-Shannon divergence of `image` allowed.
       label_linf_threshold: Largest L-infinity distance of `label` allowed.
       examples: MnistExampleGen's output: its `span_window` names the spans.
-      warn_only: 1: record and warn, do not stop.
-
-    Raises:
-      DataDriftError: a distance is beyond its threshold (and not warn_only).
+      warn_only: 1: drift beyond a threshold is recorded as "warned" (the gate
+        lets the run go on).
     """
     drift.split_names = artifact_utils.encode_split_names([features.SPLIT_SPAN_TRAIN])
     out_dir = files.split_dir(drift.uri, features.SPLIT_SPAN_TRAIN)
@@ -160,7 +160,7 @@ def DriftGate(  # noqa: N802 (TFX components are named like classes)
         record["verdict"] = (
             f"release {found[0]}'s training statistics are gone ({found[1]}): not compared"
         )
-        logging.warning("DriftGate: %s", record["verdict"])
+        logging.warning("DriftCheck: %s", record["verdict"])
         found = None
     if found is not None:
         record["baseline_version"], record["baseline_statistics"] = found
@@ -174,25 +174,24 @@ def DriftGate(  # noqa: N802 (TFX components are named like classes)
             current, _load_statistics(found[1]), curated, image_js_threshold, label_linf_threshold
         )
         drifted = [m for m in record["measurements"] if m["drifted"]]
-        record["verdict"] = (
-            ("drift (warned, not stopped)" if warn_only else "drift: run stopped")
-            if drifted
-            else "within thresholds"
-        )
+        record["verdict"] = (WARNED if warn_only else DRIFTED) if drifted else "within thresholds"
     io_utils.write_bytes_file(
         os.path.join(out_dir, files.ANOMALIES_FILE), anomalies.SerializeToString()
     )
     with tf.io.gfile.GFile(os.path.join(drift.uri, files.DRIFT_FILE), "w") as out:
         json.dump(record, out, indent=2, sort_keys=True)
     drift.set_string_custom_property("drift", json.dumps(record, sort_keys=True))
-    logging.info("DriftGate: %s %s", record["verdict"], record["measurements"])
-    if record["verdict"] == "drift: run stopped":
-        raise DataDriftError(gate_message(record))
-    if record["verdict"].startswith("drift"):
+    logging.info("DriftCheck: %s %s", record["verdict"], record["measurements"])
+    if record["verdict"] == WARNED:
         logging.warning("%s", gate_message(record))
+
+
+def read_record(drift_uri: str) -> dict[str, Any]:
+    """The record this check wrote into its artifact."""
+    return artifacts.read_record(drift_uri, files.DRIFT_FILE)
 
 
 # Cache key: this module's code and the inputs. Not the serving directory: a
 # window already judged is not judged again against a model released since
 # (that model was trained on it), so a run with no new span stays cached.
-tfx_internals.declare_driver(DriftGate, FingerprintDriver, (__name__,))
+tfx_internals.declare_driver(DriftCheck, FingerprintDriver, (__name__,))
