@@ -8,8 +8,10 @@ the digits after it, which the base never sees. The real pipeline
 (`local_runner.py`) runs once on the base alone, then once per arriving
 span with `--spans-dir`. Among the spans: one drifted (inverted digits),
 one with 30% of its labels shuffled, one corrupt (a truncated TFRecord
-file), one as digit-folder PNGs, the rest clean TFRecords. A span the run
-rejects is moved to `_quarantine/`, as the error message says to. A last
+file), one as digit-folder PNGs, the rest clean TFRecords. A span that
+stopped the run (a gate for new data, or unreadable) is moved to
+`_quarantine/`, as the error message says to; a clean span whose model was
+not blessed stays in the window. A last
 run with no new span must be fully cached and release nothing.
 
 Per run it prints what the gates said (drift distances, the label check's
@@ -141,17 +143,17 @@ def newest_record(pipeline_root: str, component: str, name: str, since: float) -
     return record
 
 
-def describe_drift(record: dict | None) -> str:
-    if record is None:
-        return "-"
+def describe_drift(record: dict | None, exit_code: int) -> str:
+    if record is None or (not record["written_now"] and exit_code == 1):
+        return "not reached"
     parts = [f"{m['feature']} {m['value']:.3f}" for m in record.get("measurements", [])]
     text = ", ".join(parts) or record["verdict"]
     return text + ("" if record["written_now"] else " (cached)")
 
 
-def describe_labels(record: dict | None, span: int | None) -> str:
-    if record is None:
-        return "-"
+def describe_labels(record: dict | None, span: int | None, exit_code: int) -> str:
+    if record is None or (not record["written_now"] and exit_code == 1):
+        return "not reached"
     for judged in record.get("spans", []):
         if judged["span"] == span:
             verdict = "SUSPECT" if judged["suspect"] else "ok"
@@ -246,10 +248,12 @@ def main(argv: list[str] | None = None) -> int:
             released=released,
             outcome=_outcome(stdout, os.path.join(work_dir, "out", "metadata.db"), released),
             drift=describe_drift(
-                newest_record(pipeline_root, "DriftCheck", files.DRIFT_FILE, since)
+                newest_record(pipeline_root, "DriftCheck", files.DRIFT_FILE, since), exit_code
             ),
             labels=describe_labels(
-                newest_record(pipeline_root, "LabelCheck", files.LABEL_CHECK_FILE, since), span
+                newest_record(pipeline_root, "LabelCheck", files.LABEL_CHECK_FILE, since),
+                span,
+                exit_code,
             ),
             served=newest.version if newest else None,
             mnist_test_accuracy=(manifest or {}).get("test_accuracy"),
@@ -288,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         since = time.time()
         exit_code, wall_s, stdout = run_once(work_dir, spans_flags)
         record(number, kind, exit_code, wall_s, stdout, before, since, test_digits)
-        if arrivals[-1].released is None:
+        if exit_code == 1:  # a gate for new data stopped the run: retire the span, as it says
             shutil.move(span_dir, os.path.join(spans_dir, "_quarantine", f"span-{number}"))
     before = {release.version for release in releases.list_releases(serving_dir)}
     since = time.time()

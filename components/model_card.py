@@ -221,6 +221,7 @@ def card_context(manifest: dict[str, Any]) -> dict[str, Any]:
         "test_count": split_counts.get("test"),
         "extra_in_train": split_counts.get("extra_in_train") or 0,
         "archives": sorted(((manifest.get("data") or {}).get("archive_sha256") or {}).items()),
+        "spans": _spans_context(manifest),
         "intended_uses": INTENDED_USES,
         "out_of_scope_uses": OUT_OF_SCOPE_USES,
         "factors": FACTORS,
@@ -229,6 +230,35 @@ def card_context(manifest: dict[str, Any]) -> dict[str, Any]:
         "data_source": DATA_SOURCE,
         "data_license": DATA_LICENSE,
         "data_citation": DATA_CITATION,
+    }
+
+
+def _spans_context(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The spans the model saw and what the new-data gates said (None: trained without spans)."""
+    spans = (manifest.get("data") or {}).get("spans")
+    if not spans:
+        return None
+    drift = manifest.get("drift") or {}
+    label_check = manifest.get("label_check") or {}
+    judged = {span["span"]: span for span in label_check.get("spans", [])}
+    counts = spans.get("counts") or {}
+    return {
+        "window": spans.get("window") or [],
+        "present": spans.get("present") or [],
+        "rows": [
+            {
+                "span": number,
+                **(counts.get(str(number)) or {}),
+                "disagreement_rate": (judged.get(number) or {}).get("disagreement_rate"),
+            }
+            for number in spans.get("window") or []
+        ],
+        "span_test_accuracy": (manifest.get("span_test") or {}).get("test_accuracy"),
+        "drift_verdict": drift.get("verdict") or "not recorded",
+        "drift_baseline": drift.get("baseline_version"),
+        "drift": drift.get("measurements") or [],
+        "label_verdict": label_check.get("verdict") or "not recorded",
+        "expected_rate": label_check.get("test_error"),
     }
 
 

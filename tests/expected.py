@@ -22,3 +22,6 @@ COMPONENTS = frozenset(
         "Pusher",
     }
 )
+
+# With --spans-dir: the listing, the two new-data checks and the new-data Evaluator.
+SPAN_COMPONENTS = COMPONENTS | {"SpanListing", "DriftCheck", "LabelCheck", "SpanEvaluator"}
