@@ -154,7 +154,8 @@ def gate_message(record: dict[str, Any]) -> str:
     lines.append(
         f"(statistics of the spans' training part vs release {record['baseline_version']}'s "
         f"train statistics, {record['baseline_statistics']}). Nothing was trained or "
-        "released. Inspect the spans (inverted or rescaled images, a skewed label mix); move a bad span to "
+        "released. Inspect the spans (inverted or rescaled images, a skewed label mix); "
+        "move a bad span to "
         "_quarantine/, or, if the world changed, raise the threshold in pipeline/config.py "
         "(SpanConfig) or rerun with --drift-action warn."
     )
