@@ -52,6 +52,7 @@ PNG = "clean, PNG folders"
 INVERTED = "drifted (inverted digits)"
 SHUFFLED = "30% labels shuffled"
 CORRUPT = "corrupt (truncated TFRecord)"
+BASE_ONLY = "base only"
 SCHEDULE = (CLEAN, PNG, INVERTED, SHUFFLED, CLEAN, CORRUPT, CLEAN)
 """What arrives, one span per run."""
 
@@ -144,7 +145,9 @@ def newest_record(pipeline_root: str, component: str, name: str, since: float) -
 
 
 def describe_drift(record: dict | None, exit_code: int) -> str:
-    if record is None or (not record["written_now"] and exit_code == 1):
+    if record is None:
+        return "-"
+    if not record["written_now"] and exit_code == 1:
         return "not reached"
     parts = [f"{m['feature']} {m['value']:.3f}" for m in record.get("measurements", [])]
     text = ", ".join(parts) or record["verdict"]
@@ -152,7 +155,9 @@ def describe_drift(record: dict | None, exit_code: int) -> str:
 
 
 def describe_labels(record: dict | None, span: int | None, exit_code: int) -> str:
-    if record is None or (not record["written_now"] and exit_code == 1):
+    if record is None:
+        return "-"
+    if not record["written_now"] and exit_code == 1:
         return "not reached"
     for judged in record.get("spans", []):
         if judged["span"] == span:
@@ -210,12 +215,21 @@ def _outcome(stdout: str, metadata_path: str, released: int | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--work-dir", required=True, help="e.g. output/continuous (emptied)")
+    parser.add_argument("--work-dir", help="e.g. output/continuous (emptied first)")
     parser.add_argument("--json", help="also write the figures here")
     parser.add_argument("--base", type=int, default=30_000)
     parser.add_argument("--span-size", type=int, default=4_000)
     parser.add_argument("--smoke", action="store_true", help="tiny slice; figures mean nothing")
+    parser.add_argument(
+        "--render", metavar="JSON", help="print the table of an earlier --json file; run nothing"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        with open(args.render) as source:
+            print(render([Arrival(**fields) for fields in json.load(source)]))
+        return 0
+    if not args.work_dir:
+        parser.error("--work-dir is required (unless --render)")
     work_dir = os.path.abspath(args.work_dir)
     shutil.rmtree(work_dir, ignore_errors=True)
     spans_dir = os.path.join(work_dir, "spans")
@@ -268,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
 
     since = time.time()
     exit_code, wall_s, stdout = run_once(work_dir, flags)
-    record(None, "base only", exit_code, wall_s, stdout, set(), since, None)
+    record(None, BASE_ONLY, exit_code, wall_s, stdout, set(), since, None)
     tfds_dir = os.path.join(work_dir, "out", "tfds")
     spans_flags = [*flags, f"--spans-dir={spans_dir}"]
     for number, kind in enumerate(SCHEDULE, start=1):
@@ -318,6 +332,8 @@ def render(arrivals: list[Arrival]) -> str:
     ]
     for index, a in enumerate(arrivals):
         span = f"span-{a.span}: {a.kind}" if a.span else a.kind
+        if a.kind == BASE_ONLY:  # no spans yet: no gate for new data in the pipeline
+            a = dataclasses.replace(a, drift="-", labels="-")
         lines.append(
             f"| {index} | {span} | {a.drift} | {a.labels} | {a.outcome} | {a.served or '-'} | "
             f"{_accuracy(a.mnist_test_accuracy)} | {_accuracy(a.span_test_accuracy)} | "

@@ -152,3 +152,20 @@ def test_paths_the_components_open_cannot_be_minio(v2_runner, tmp_path, capsys):
         with pytest.raises(SystemExit):
             v2_runner.main(argv)
         assert "no minio:// filesystem" in capsys.readouterr().err
+
+
+def test_spans_listing_is_never_cached_and_feeds_the_reader_a_parameter(
+    tmp_path, v2_runner, compile_args
+):
+    path = tmp_path / "spans.json"
+    argv = [f"--output-file={path}", *compile_args, "--spans-dir=gs://bucket/mnist/spans"]
+    assert v2_runner.main(argv) == 0
+    tasks = _spec(path).root.dag.tasks
+    uncached = {name for name, task in tasks.items() if not task.caching_options.enable_cache}
+    assert uncached == {"LatestRelease", "SpanListing"}
+    listing = tasks["MnistExampleGen"].inputs.parameters["span_listing"]
+    assert listing.task_output_parameter.producer_task == "SpanListing"
+    assert listing.task_output_parameter.output_parameter_key == "listing"
+    assert "SpanListing" in tasks["MnistExampleGen"].dependent_tasks
+    spans_dir = tasks["SpanListing"].inputs.parameters["spans_dir"]
+    assert spans_dir.runtime_value.constant.string_value == "gs://bucket/mnist/spans"

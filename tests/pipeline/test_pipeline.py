@@ -9,7 +9,7 @@ from pipeline.pipeline import create_pipeline, make_eval_config
 from tests import expected
 
 
-def _pipeline(tmp_path, extra_examples_dir=None, **config_overrides):
+def _pipeline(tmp_path, extra_examples_dir=None, spans_dir=None, **config_overrides):
     config = pipeline_config.PipelineConfig(**config_overrides)
     return create_pipeline(
         pipeline_root=str(tmp_path / "root"),
@@ -20,6 +20,7 @@ def _pipeline(tmp_path, extra_examples_dir=None, **config_overrides):
         user_code=pipeline_config.UserCode.module_files(),
         config=config,
         extra_examples_dir=extra_examples_dir,
+        spans_dir=spans_dir,
     )
 
 
@@ -113,3 +114,26 @@ def test_extra_examples_enter_through_import_example_gen(tmp_path):
     assert components["ExtraExampleGen"].exec_properties["input_base"] == str(tmp_path / "extra")
     extra_input = components["MnistExampleGen"].inputs["extra_examples"]
     assert extra_input.producer_component_id == "ExtraExampleGen"
+
+
+def test_spans_add_the_listing_the_checks_and_the_new_data_evaluator(tmp_path):
+    pipeline = _pipeline(tmp_path, spans_dir=str(tmp_path / "spans"))
+    components = {c.id: c for c in pipeline.components}
+    assert set(components) == expected.SPAN_COMPONENTS
+    # The listing reaches the span reader as a parameter (its value in KFP's cache key).
+    listing = components["MnistExampleGen"].exec_properties["span_listing"]
+    assert "SpanListing" in str(listing) and "listing" in str(listing)
+    gate = components["AnomalyGate"]
+    assert gate.inputs["drift"].producer_component_id == "DriftCheck"
+    assert gate.inputs["label_check"].producer_component_id == "LabelCheck"
+    assert gate in components["Transform"].upstream_nodes
+    evaluator = components["SpanEvaluator"]
+    assert evaluator.exec_properties["example_splits"] == '["span_test"]'
+    assert components["Pusher"].inputs["span_blessing"].producer_component_id == "SpanEvaluator"
+    manifest_inputs = components["ReleaseManifest"].inputs
+    assert manifest_inputs["statistics"].producer_component_id == "StatisticsGen"
+
+
+def test_without_spans_the_pipeline_has_no_span_components(tmp_path):
+    components = {c.id for c in _pipeline(tmp_path).components}
+    assert not components & (expected.SPAN_COMPONENTS - expected.COMPONENTS)
