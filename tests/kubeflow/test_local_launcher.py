@@ -8,9 +8,13 @@ out), the serving directory on `s3://` (the components write it through
 tf.io.gfile and tensorflow-io). On a small real slice of MNIST:
 - TFX's own task command fails on the first task (what today's clusters see),
   with the log artifact (KFP >= 2.5) and without it (the `minio://` root);
-- the compiled spec, whose command is kubeflow/task_entrypoint.py, runs to one
-  release under `--backend oss`; a second launch is cached and releases
-  nothing new; the release's manifest records the serving check's figures;
+- the compiled spec, whose command is kubeflow/task_entrypoint.py, with
+  continuous training on (`--spans-dir` on S3, docs/spans.md), runs to one
+  release under `--backend oss`; a second launch lists the spans again and is
+  cached from the span reader on, releasing nothing new; a new clean span
+  makes the next launch execute from the span reader on and release once; an
+  inverted span stops the launch at AnomalyGate with no release; the
+  release's manifest records the serving check's figures and the spans;
 - the same under `--backend vertex` with an `s3://` root;
 - a spec with a resolver task fails naming it.
 The launcher runs in a shell without TF_USE_LEGACY_KERAS (the docs'
@@ -22,8 +26,13 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
 
+from components import example_export
+from contract import features, files
 from tests import expected
 from tests.kubeflow.conftest import KUBEFLOW_DIR, S3_CREDENTIALS, new_bucket, s3_client, task_env
 
@@ -72,9 +81,38 @@ def _states(stdout: str) -> dict[str, str]:
     states = {}
     for line in stdout.splitlines():
         parts = line.split()
-        if len(parts) >= 3 and parts[0] in expected.COMPONENTS and line.startswith("  "):
+        if len(parts) >= 3 and parts[0] in expected.SPAN_COMPONENTS and line.startswith("  "):
             states[parts[0]] = parts[1]
     return states
+
+
+SPAN_DIGITS = {1: (20_000, 1500), 2: (22_000, 3000), 3: (26_000, 1500)}
+"""span number -> (first TFDS train index, count): digits the 2,500-digit slice never sees.
+The spans are large next to the slice, so a model trained with the next span reliably
+beats the released one on MNIST's test split (the "not worse" gate) in 3 epochs."""
+
+
+def _upload_span(endpoint, spans_dir, tfds_data_dir, number, inverted=False):
+    """Writes span-<number>/part-0.tfrecord.gz to the s3:// spans folder."""
+    start, count = SPAN_DIGITS[number]
+    data = tfds.as_numpy(
+        tfds.builder("mnist", data_dir=tfds_data_dir).as_dataset(
+            split=f"train[{start}:{start + count}]", batch_size=-1
+        )
+    )
+    images = data["image"].reshape(count, -1).astype(np.int64)
+    if inverted:
+        images = features.MAX_PIXEL_VALUE - images
+    digits = example_export.DigitArrays(images, data["label"].astype(np.int64))
+    local = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"span-{number}-{os.getpid()}.gz")
+    with tf.io.TFRecordWriter(local, options=files.TFRECORD_COMPRESSION) as writer:
+        for record in example_export.encode_examples(
+            digits, features.IMAGE_KEY, features.LABEL_KEY
+        ):
+            writer.write(record)
+    bucket, _, prefix = spans_dir[len("s3://") :].partition("/")
+    s3_client(endpoint).upload_file(local, bucket, f"{prefix}/span-{number}/part-0.tfrecord.gz")
+    os.remove(local)
 
 
 def releases(endpoint: str, serving: str) -> dict[int, dict]:
@@ -105,12 +143,46 @@ def store(s3_endpoint):
 
 
 @pytest.fixture(scope="module")
-def oss_launch(tmp_path_factory, v2_runner, tfds_data_dir, s3_endpoint, store):
+def spans_dir(s3_endpoint):
+    return f"s3://{new_bucket(s3_endpoint)}/spans"
+
+
+@pytest.fixture(scope="module")
+def oss_launch(tmp_path_factory, v2_runner, tfds_data_dir, s3_endpoint, store, spans_dir):
     work = tmp_path_factory.mktemp("kfp_oss")
     serving = f"s3://{new_bucket(s3_endpoint)}/mnist/serving"
-    spec = _compile(v2_runner, work / "mnist.json", store["root"], serving, tfds_data_dir)
+    _upload_span(s3_endpoint, spans_dir, tfds_data_dir, 1)
+    spec = _compile(
+        v2_runner,
+        work / "mnist.json",
+        store["root"],
+        serving,
+        tfds_data_dir,
+        f"--spans-dir={spans_dir}",
+        "--span-accuracy-threshold=0.5",
+    )
     first = _launch(spec, "run-1", s3_endpoint, work / "state")
     return work, spec, serving, first
+
+
+@pytest.fixture(scope="module")
+def second_launch(oss_launch, s3_endpoint):
+    work, spec, serving, _ = oss_launch
+    return _launch(spec, "run-2", s3_endpoint, work / "state"), releases(s3_endpoint, serving)
+
+
+@pytest.fixture(scope="module")
+def new_span_launch(second_launch, oss_launch, s3_endpoint, spans_dir, tfds_data_dir):
+    work, spec, serving, _ = oss_launch
+    _upload_span(s3_endpoint, spans_dir, tfds_data_dir, 2)
+    return _launch(spec, "run-3", s3_endpoint, work / "state"), releases(s3_endpoint, serving)
+
+
+@pytest.fixture(scope="module")
+def drifted_span_launch(new_span_launch, oss_launch, s3_endpoint, spans_dir, tfds_data_dir):
+    work, spec, serving, _ = oss_launch
+    _upload_span(s3_endpoint, spans_dir, tfds_data_dir, 3, inverted=True)
+    return _launch(spec, "run-4", s3_endpoint, work / "state"), releases(s3_endpoint, serving)
 
 
 def test_tfx_own_task_command_fails_on_the_first_task(tmp_path, oss_launch, s3_endpoint):
@@ -124,7 +196,10 @@ def test_tfx_own_task_command_fails_on_the_first_task(tmp_path, oss_launch, s3_e
     result = _launch(plain, "run-plain", s3_endpoint, tmp_path / "state")
 
     assert result.returncode == 1
-    assert "task ImportSchemaGen failed" in result.stderr
+    first_task = (
+        "ImportSchemaGen" if "task ImportSchemaGen failed" in result.stderr else "SpanListing"
+    )
+    assert f"task {first_task} failed" in result.stderr
     assert "Could not import system.Artifact" in result.stderr  # the executor-logs output
 
     before_2_5 = _launch(
@@ -135,14 +210,14 @@ def test_tfx_own_task_command_fails_on_the_first_task(tmp_path, oss_launch, s3_e
     # default minio:// root, which no TensorFlow filesystem reads. (The next
     # failure, an input's empty instanceSchema, is in test_task_entrypoint.py.)
     assert before_2_5.returncode == 1
-    assert "task ImportSchemaGen failed" in before_2_5.stderr
+    assert f"task {first_task} failed" in before_2_5.stderr
     assert "File system scheme 'minio' not implemented" in before_2_5.stderr
 
 
 def test_the_compiled_spec_runs_to_one_release_on_the_oss_backend(oss_launch, s3_endpoint, store):
     _, _, serving, first = oss_launch
     assert first.returncode == 0, first.stderr[-3000:]
-    assert _states(first.stdout) == {name: "executed" for name in expected.COMPONENTS}
+    assert _states(first.stdout) == {name: "executed" for name in expected.SPAN_COMPONENTS}
     bucket = store["root"].split("/")[2]
     client = s3_client(s3_endpoint)
     keys = [item["Key"] for item in client.list_objects_v2(Bucket=bucket)["Contents"]]
@@ -153,7 +228,9 @@ def test_the_compiled_spec_runs_to_one_release_on_the_oss_backend(oss_launch, s3
     ((version, manifest),) = releases(s3_endpoint, serving).items()
     assert manifest["version"] == version
     assert 0.5 <= manifest["test_accuracy"] <= 1.0
-    assert manifest["data"]["split_counts"]["train"] == 2000
+    assert manifest["data"]["split_counts"]["train"] == 2000 + 1050  # the slice + span-1's 70%
+    assert manifest["data"]["spans"]["window"] == [1]
+    assert 0.5 <= manifest["span_test"]["test_accuracy"] <= 1.0
     assert "pushed=1" in first.stdout
 
 
@@ -169,16 +246,47 @@ def test_the_release_records_the_serving_checks_figures(oss_launch, s3_endpoint)
     assert len(latencies) == 4 and all(value > 0 for value in latencies)
 
 
-def test_a_second_oss_launch_is_cached_and_releases_nothing_new(oss_launch, s3_endpoint):
-    work, spec, serving, first = oss_launch
+def test_a_second_oss_launch_is_cached_and_releases_nothing_new(oss_launch, second_launch):
+    _, _, _, first = oss_launch
     assert first.returncode == 0
-    second = _launch(spec, "run-2", s3_endpoint, work / "state")
+    second, released = second_launch
     assert second.returncode == 0, second.stderr[-3000:]
     states = _states(second.stdout)
-    assert states["Trainer"] == "cached" and states["MnistExampleGen"] == "cached"
+    # The listing runs every time; its unchanged output parameter is a cache hit downstream.
+    assert states["SpanListing"] == "executed", "never cached: it lists the spans folder"
+    assert states["MnistExampleGen"] == "cached"
+    assert states["DriftCheck"] == states["LabelCheck"] == states["Trainer"] == "cached"
     assert states["LatestRelease"] == "executed", "never cached: it reads the serving dir"
     assert "already_released=1" in second.stdout
-    assert len(releases(s3_endpoint, serving)) == 1
+    assert len(released) == 1
+
+
+def test_a_new_span_runs_from_the_span_reader_on_and_releases_once(second_launch, new_span_launch):
+    _, before = second_launch
+    third, released = new_span_launch
+    assert third.returncode == 0, third.stderr[-3000:]
+    states = _states(third.stdout)
+    assert states["ImportSchemaGen"] == "cached"
+    assert states["MnistExampleGen"] == states["Trainer"] == states["Pusher"] == "executed"
+    (new_version,) = set(released) - set(before)
+    manifest = released[new_version]
+    assert manifest["data"]["spans"]["window"] == [1, 2]
+    assert manifest["label_check"]["verdict"] == "labels as expected"
+    assert manifest["drift"]["verdict"] == "within thresholds"
+
+
+def test_an_inverted_span_stops_at_the_anomaly_gate_and_releases_nothing(
+    new_span_launch, drifted_span_launch
+):
+    _, before = new_span_launch
+    fourth, released = drifted_span_launch
+    assert fourth.returncode == 1
+    assert "task AnomalyGate failed" in fourth.stderr
+    assert "span-3, image: Jensen-Shannon divergence" in fourth.stderr
+    states = _states(fourth.stdout)
+    assert states["MnistExampleGen"] == states["DriftCheck"] == "executed"
+    assert "Transform" not in states or states["Transform"] != "executed"
+    assert released == before
 
 
 def test_the_compiled_spec_runs_to_one_release_on_vertex(
