@@ -8,7 +8,8 @@ window's histogram, not in its own.
 The window's statistics (StatisticsGen's `span_train` split: the spans'
 training examples) are compared with the statistics of the data the served
 model was trained on, found through its release manifest
-(`data.statistics_uri`, written by ReleaseManifest), not through a resolver
+(its copy in `assets.extra/train_statistics.pb`, else `data.statistics_uri`,
+both written by ReleaseManifest), not through a resolver
 (open-source KFP runs none). TFDV's `validate_statistics(...,
 previous_statistics=...)` measures, with the schema's drift comparators set
 from the config: the Jensen-Shannon divergence of the pixel intensities
@@ -53,8 +54,16 @@ _MEASURE_NAMES = {
 
 
 def baseline_statistics(serving_model_dir: str) -> tuple[int, str] | None:
-    """(version, statistics file) of the served model's training data, from its manifest."""
+    """(version, statistics file) of the served model's training data.
+
+    The release's own copy (`files.TRAIN_STATISTICS_FILE`), else the
+    StatisticsGen artifact its manifest names (`data.statistics_uri`).
+    """
     newest = releases.newest_release(serving_model_dir)
+    if newest is not None:
+        copy = os.path.join(newest.path, files.TRAIN_STATISTICS_FILE)
+        if tf.io.gfile.exists(copy):
+            return newest.version, copy
     manifest = releases.read_manifest(newest.path) if newest else None
     uri = ((manifest or {}).get("data") or {}).get("statistics_uri")
     if not uri:

@@ -30,6 +30,8 @@ from contract import evaluation as evaluation_results
 
 MANIFEST_FILE = os.path.basename(files.MANIFEST_FILE)
 """The draft's name inside the ReleaseManifest artifact (`release.json`)."""
+TRAIN_STATISTICS_NAME = os.path.basename(files.TRAIN_STATISTICS_FILE)
+"""The train split's statistics in the ReleaseManifest artifact, copied into the release."""
 _TFLITE_FILES = (files.TFLITE_FILE, files.TFLITE_QUANTIZED_FILE)
 
 
@@ -213,6 +215,12 @@ def ReleaseManifest(  # noqa: N802 (TFX components are named like classes)
     tf.io.gfile.makedirs(manifest.uri)
     with tf.io.gfile.GFile(os.path.join(manifest.uri, MANIFEST_FILE), "w") as out:
         json.dump(draft, out, indent=2, sort_keys=True)
+    if statistics is not None:
+        # The release carries its training statistics: the next run's drift baseline
+        # (a pipeline root may be a pod's local copy, a release directory is not).
+        train = os.path.join(files.split_dir(statistics.uri, "train"), files.STATISTICS_FILE)
+        if tf.io.gfile.exists(train):
+            tf.io.gfile.copy(train, os.path.join(manifest.uri, TRAIN_STATISTICS_NAME), True)
 
 
 tfx_internals.declare_driver(ReleaseManifest, FingerprintDriver, (__name__,))

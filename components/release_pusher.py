@@ -41,7 +41,7 @@ from tfx.utils import io_utils, json_utils, proto_utils
 
 from components import faults
 from components.model_card import HTML_FILE, MARKDOWN_FILE
-from components.release_manifest import MANIFEST_FILE
+from components.release_manifest import MANIFEST_FILE, TRAIN_STATISTICS_NAME
 from components.source_fingerprint import FingerprintDriver
 from contract import evaluation as evaluation_results
 from contract import files, releases, tfx_internals
@@ -137,13 +137,17 @@ def next_version(serving_model_dir: str) -> int:
 def read_documents(
     input_dict: dict[str, list[types.Artifact]],
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """ReleaseManifest's draft ({} without one) and ModelCardGen's files ({name: path})."""
+    """ReleaseManifest's draft ({} without one) and the files the release carries in
+    `assets.extra` ({name: path}): ModelCardGen's card, the training statistics."""
     draft: dict[str, Any] = {}
+    card_files = {}
     manifest = _single(input_dict, MANIFEST_KEY)
     if manifest is not None:
         with tf.io.gfile.GFile(os.path.join(manifest.uri, MANIFEST_FILE)) as source:
             draft = json.load(source)
-    card_files = {}
+        statistics = os.path.join(manifest.uri, TRAIN_STATISTICS_NAME)
+        if tf.io.gfile.exists(statistics):  # the next run's drift baseline
+            card_files[TRAIN_STATISTICS_NAME] = statistics
     card = _single(input_dict, MODEL_CARD_KEY)
     if card is not None:
         for name in (MARKDOWN_FILE, HTML_FILE):

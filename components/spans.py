@@ -237,7 +237,7 @@ def read_examples_file(path: str) -> DigitArrays:
             labels.append(label[0])
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
         raise SpanError(
-            f"{path}: not a readable TFRecord file after record {index} "
+            f"{path}: not a readable TFRecord file at record {index + 1} "
             f"({type(error).__name__}: truncated, or not TFRecord/GZIP as its name says); "
             "copy the file again from its source, or move it out of the span"
         ) from None
@@ -245,7 +245,7 @@ def read_examples_file(path: str) -> DigitArrays:
         if isinstance(error, SpanError):
             raise
         raise SpanError(
-            f"{path}, record {index + 1}: not a serialized tf.Example ({error}); "
+            f"{path}, record {index}: not a serialized tf.Example ({error}); "
             "re-export the span in the feature contract"
         ) from None
     return DigitArrays(

@@ -30,6 +30,9 @@ HISTORY_FILE = "training_history.json"
 """In the Trainer's ModelRun artifact: per-epoch metrics, epochs run, best epoch."""
 ANOMALIES_FILE = "SchemaDiff.pb"
 """In each `Split-<name>/` of an ExampleAnomalies artifact: TFDV's Anomalies proto."""
+TRAIN_STATISTICS_FILE = os.path.join(EXTRA_DIR, "train_statistics.pb")
+"""A release's copy of its training data's TFDV statistics (the train split's
+FeatureStats.pb): the next run's drift baseline, wherever the pipeline root was."""
 STATISTICS_FILE = "FeatureStats.pb"
 """In each `Split-<name>/` of an ExampleStatistics artifact: TFDV's statistics (binary)."""
 DRIFT_FILE = "drift.json"

@@ -100,11 +100,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def fix_parameter_producers(tasks: dict) -> list[str]:
+    """Points each `taskOutputParameter` at its producer's real task name (in place).
+
+    TFX 1.16's Kubeflow V2 compiler names the producer of a dynamic exec
+    property `<component id>_task` (`tfx/orchestration/kubeflow/v2/
+    step_builder.py`: `producer_task=channel.producer_component_id +
+    '_task'`), while it names the task itself, and the consumer's
+    `dependentTasks`, `<component id>`. KFP's driver looks `producerTask` up
+    among the DAG's task names (backend/src/v2/driver), so the spec would
+    fail on the consumer: SpanListing -> MnistExampleGen's `span_listing`
+    (the strict launcher refuses it the same way). Returns the parameters
+    fixed, as "task.parameter".
+    """
+    fixed = []
+    for name, task in tasks.items():
+        for key, parameter in task.get("inputs", {}).get("parameters", {}).items():
+            source = parameter.get("taskOutputParameter")
+            if not source or source["producerTask"] in tasks:
+                continue
+            producer = source["producerTask"].removesuffix("_task")
+            if producer not in tasks:
+                raise ValueError(f"{name}.{key}: no producer task {source['producerTask']!r}")
+            source["producerTask"] = producer
+            fixed.append(f"{name}.{key}")
+    return fixed
+
+
 def finish_spec(pipeline_file: str, never_cached: tuple[str, ...], project_dir: str) -> None:
-    """Sets the task command and turns caching off for `never_cached` (JSON job, in place)."""
+    """Sets the task command, turns caching off for `never_cached` and fixes parameter
+    producers (JSON job, in place)."""
     with open(pipeline_file) as source:
         job = json.load(source)
     spec = job["pipelineSpec"]
+    fix_parameter_producers(spec["root"]["dag"]["tasks"])
     for name in never_cached:
         if name in spec["root"]["dag"]["tasks"]:
             spec["root"]["dag"]["tasks"][name]["cachingOptions"] = {"enableCache": False}

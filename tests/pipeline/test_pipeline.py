@@ -2,6 +2,7 @@
 
 import tensorflow_model_analysis as tfma
 from tfx.proto import pusher_pb2
+from tfx.types import channel_utils
 from tfx.utils import proto_utils
 
 from pipeline import config as pipeline_config
@@ -121,8 +122,10 @@ def test_spans_add_the_listing_the_checks_and_the_new_data_evaluator(tmp_path):
     components = {c.id: c for c in pipeline.components}
     assert set(components) == expected.SPAN_COMPONENTS
     # The listing reaches the span reader as a parameter (its value in KFP's cache key).
-    listing = components["MnistExampleGen"].exec_properties["span_listing"]
-    assert "SpanListing" in str(listing) and "listing" in str(listing)
+    listing = channel_utils.unwrap_simple_channel_placeholder(
+        components["MnistExampleGen"].exec_properties["span_listing"]
+    )
+    assert (listing.producer_component_id, listing.output_key) == ("SpanListing", "listing")
     gate = components["AnomalyGate"]
     assert gate.inputs["drift"].producer_component_id == "DriftCheck"
     assert gate.inputs["label_check"].producer_component_id == "LabelCheck"
