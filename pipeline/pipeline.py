@@ -30,6 +30,15 @@ from contract import features
 from pipeline.config import PipelineConfig, UserCode
 
 
+def _serving_model_spec() -> tfma.ModelSpec:
+    """The SavedModel as a client calls it, with the Transform signature for preprocessing."""
+    return tfma.ModelSpec(
+        signature_name=features.SIGNATURE_NAME,
+        label_key=features.LABEL_KEY,
+        preprocessing_function_names=[features.TRANSFORM_SIGNATURE],
+    )
+
+
 def make_eval_config(accuracy_threshold: float, baseline_tolerance: float) -> tfma.EvalConfig:
     """TFMA config: test accuracy must clear the bar and not fall below the baseline.
 
@@ -65,13 +74,7 @@ def make_eval_config(accuracy_threshold: float, baseline_tolerance: float) -> tf
         ],
     )
     return tfma.EvalConfig(
-        model_specs=[
-            tfma.ModelSpec(
-                signature_name=features.SIGNATURE_NAME,
-                label_key=features.LABEL_KEY,
-                preprocessing_function_names=[features.TRANSFORM_SIGNATURE],
-            )
-        ],
+        model_specs=[_serving_model_spec()],
         slicing_specs=[overall, per_digit],
         metrics_specs=[
             tfma.MetricsSpec(
@@ -85,6 +88,25 @@ def make_eval_config(accuracy_threshold: float, baseline_tolerance: float) -> tf
     )
 
 
+def _accuracy_at_least(accuracy_threshold: float) -> list[tfma.MetricsSpec]:
+    """Example count and accuracy, gated at an absolute bar (no baseline)."""
+    return [
+        tfma.MetricsSpec(
+            metrics=[
+                tfma.MetricConfig(class_name="ExampleCount"),
+                tfma.MetricConfig(
+                    class_name="SparseCategoricalAccuracy",
+                    threshold=tfma.MetricThreshold(
+                        value_threshold=tfma.GenericValueThreshold(
+                            lower_bound={"value": accuracy_threshold}
+                        )
+                    ),
+                ),
+            ]
+        )
+    ]
+
+
 def make_tflite_eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
     """TFMA config for the TFLite model: the same bar on the same test split.
 
@@ -96,21 +118,7 @@ def make_tflite_eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(model_type=tfma.TF_LITE, label_key=features.LABEL_KEY)],
         slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[
-            tfma.MetricsSpec(
-                metrics=[
-                    tfma.MetricConfig(class_name="ExampleCount"),
-                    tfma.MetricConfig(
-                        class_name="SparseCategoricalAccuracy",
-                        threshold=tfma.MetricThreshold(
-                            value_threshold=tfma.GenericValueThreshold(
-                                lower_bound={"value": accuracy_threshold}
-                            )
-                        ),
-                    ),
-                ]
-            )
-        ],
+        metrics_specs=_accuracy_at_least(accuracy_threshold),
     )
 
 
@@ -122,29 +130,9 @@ def make_span_eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
     test split keeps the "not worse than released" rule.
     """
     return tfma.EvalConfig(
-        model_specs=[
-            tfma.ModelSpec(
-                signature_name=features.SIGNATURE_NAME,
-                label_key=features.LABEL_KEY,
-                preprocessing_function_names=[features.TRANSFORM_SIGNATURE],
-            )
-        ],
+        model_specs=[_serving_model_spec()],
         slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[
-            tfma.MetricsSpec(
-                metrics=[
-                    tfma.MetricConfig(class_name="ExampleCount"),
-                    tfma.MetricConfig(
-                        class_name="SparseCategoricalAccuracy",
-                        threshold=tfma.MetricThreshold(
-                            value_threshold=tfma.GenericValueThreshold(
-                                lower_bound={"value": accuracy_threshold}
-                            )
-                        ),
-                    ),
-                ]
-            )
-        ],
+        metrics_specs=_accuracy_at_least(accuracy_threshold),
     )
 
 
