@@ -118,7 +118,8 @@ def load_pipeline_job(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
     bare PipelineSpec, whose `defaultPipelineRoot` is then the pipeline root.
     """
     with open(path) as source:
-        document = yaml.safe_load(source)
+        # JSON as JSON, as the backend reads it: YAML 1.1 reads `1e-06` (no dot) as a string.
+        document = json.load(source) if path.endswith(".json") else yaml.safe_load(source)
     if not isinstance(document, dict):
         raise LaunchError(f"{path} is not a pipeline file")
     spec = document.get("pipelineSpec", document)

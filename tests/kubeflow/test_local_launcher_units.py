@@ -368,6 +368,17 @@ def test_load_pipeline_job_returns_spec_and_runtime_config(launcher, tmp_path):
     )
 
 
+def test_a_json_job_keeps_exponent_floats_numbers(launcher, tmp_path):
+    # YAML 1.1 (PyYAML) reads `1e-06` as a string; the backend reads the JSON as JSON.
+    job = {
+        "pipelineSpec": chain_spec(),
+        "runtimeConfig": {"gcsOutputDirectory": "s3://b/r", "parameterValues": {"p": 1e-06}},
+    }
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    _, runtime_config = launcher.load_pipeline_job(str(tmp_path / "job.json"))
+    assert runtime_config["parameterValues"]["p"] == 1e-06
+
+
 def test_load_pipeline_job_takes_the_root_of_a_bare_spec(launcher, tmp_path):
     spec = chain_spec()
     spec["defaultPipelineRoot"] = str(tmp_path / "root")
