@@ -164,8 +164,6 @@ def LabelCheck(  # noqa: N802 (TFX components are named like classes)
       error_margin: Suspect above the model's test error + this...
       max_p_value: ...and with a binomial tail below this.
     """
-    # Numbers, also when a launcher hands a float over as text (docs/spans.md).
-    error_margin, max_p_value = float(error_margin), float(max_p_value)
     newest = releases.newest_release(serving_model_dir)
     manifest = releases.read_manifest(newest.path) if newest else None
     record: dict[str, Any] = {"release_version": None, "test_error": None, "spans": []}
