@@ -201,11 +201,6 @@ def DriftCheck(  # noqa: N802 (TFX components are named like classes)
       warn_only: 1: drift beyond a threshold is recorded as "warned" (the gate
         lets the run go on).
     """
-    # Numbers, also when the KFP path hands a float parameter over as text.
-    image_js_threshold, label_linf_threshold = (
-        float(image_js_threshold),
-        float(label_linf_threshold),
-    )
     drift.split_names = artifact_utils.encode_split_names([features.SPLIT_SPAN_TRAIN])
     out_dir = files.split_dir(drift.uri, features.SPLIT_SPAN_TRAIN)
     tf.io.gfile.makedirs(out_dir)
