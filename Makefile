@@ -4,6 +4,10 @@ PYTHON ?= python3.11
 VENV := .venv
 VENV_PY := $(VENV)/bin/python
 LOCK := requirements/requirements.lock
+# Test processes (pytest-xdist, whole modules per process: a module's pipeline
+# runs are shared by its tests). 2 = this project's CI machine's cores.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadfile
 STAMP := $(VENV)/.installed
 
 .PHONY: setup chromium run test test-full benchmark lint format lock clean
@@ -38,13 +42,13 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 test: lint chromium
-	$(VENV_PY) -m pytest $(PYTEST_ARGS)
+	$(VENV_PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # Every tier `make test` leaves out: the small pipeline runs (-m e2e), the
 # full-data run, the Beam and benchmark runs (-m slow) and the compiled spec
 # on the strict KFP launcher (-m kfp). Times: benchmarks/README.md.
 test-full: $(STAMP) chromium
-	$(VENV_PY) -m pytest -m "e2e or full_data or slow or kfp" $(PYTEST_ARGS)
+	$(VENV_PY) -m pytest -m "e2e or full_data or slow or kfp" $(XDIST) $(PYTEST_ARGS)
 
 # Performance figures (about 10 minutes); see benchmarks/README.md.
 benchmark: $(STAMP)

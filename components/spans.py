@@ -28,6 +28,7 @@ import io
 import json
 import os
 import re
+import zlib
 from typing import Any
 
 import numpy as np
@@ -207,9 +208,36 @@ def listing_json(spans_dir: str, spans: list[Span], span_window: int) -> str:
     )
 
 
+GZIP_CHUNK_BYTES = 1 << 20
+
+
+def _gzip_stream_is_complete(path: str) -> bool:
+    """Whether a GZIP file ends with its end-of-stream marker (read through gfile).
+
+    TF's GZIP reader does not always fail on a file cut short: cut where a
+    record ends, it may report a clean end of file, and the rest of the span
+    would be lost without a word. zlib sees the missing trailer every time.
+    """
+    decompressor = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+    try:
+        with tf.io.gfile.GFile(path, "rb") as source:
+            while chunk := source.read(GZIP_CHUNK_BYTES):
+                decompressor.decompress(chunk)
+                if decompressor.eof:
+                    return True
+    except zlib.error:
+        return False
+    return decompressor.eof
+
+
 def read_examples_file(path: str) -> DigitArrays:
     """Every example of one TFRecord file (GZIP if *.gz), checked against the contract."""
     compression = "GZIP" if path.endswith(".gz") else ""
+    if compression and not _gzip_stream_is_complete(path):
+        raise SpanError(
+            f"{path}: not a readable TFRecord file (its GZIP stream is cut short or "
+            "corrupt); copy the file again from its source, or move it out of the span"
+        )
     images, labels = [], []
     index = -1
     try:

@@ -224,6 +224,18 @@ def test_a_truncated_gzip_tfrecord_is_an_error_naming_the_file(tmp_path):
     assert f"{path}: not a readable TFRecord file" in message
 
 
+def test_a_gzip_tfrecord_cut_anywhere_is_an_error_even_where_tf_reads_a_clean_end(tmp_path):
+    # TF's GZIP reader may end cleanly on a file cut at a record boundary;
+    # the reader checks the GZIP trailer, so every cut point is caught.
+    whole = open(_tfrecords(tmp_path / "whole.gz", _digits(50)), "rb").read()
+    for cut in range(len(whole) // 4, len(whole), max(1, len(whole) // 23)):
+        span_dir = tmp_path / f"cut-{cut}" / "span-1"
+        span_dir.mkdir(parents=True)
+        (span_dir / "part.gz").write_bytes(whole[:cut])
+        message = _error(spans.read_span, _only_span(span_dir.parent))
+        assert f"{span_dir / 'part.gz'}: not a readable TFRecord file" in message
+
+
 def test_a_plain_tfrecord_named_gz_is_an_error_naming_the_file(tmp_path):
     plain = _tfrecords(tmp_path / "plain.tfrecord", _digits(5))
     os.makedirs(tmp_path / "spans" / "span-1")
