@@ -1,30 +1,26 @@
-"""The compiled spec on the strict launcher: a stock KFP backend's rules, artifacts on S3.
+"""The compiled spec with continuous training on the strict launcher, OSS backend, S3 store.
 
 kubeflow/local_launcher.py runs each task's own container command as the
-open-source backend (`--backend oss`) or Vertex AI (`--backend vertex`) would,
-with the image's environment and the artifacts on moto's S3 server: the OSS
-default pipeline root `minio://...` (the launcher copies artifacts in and
-out), the serving directory on `s3://` (the components write it through
-tf.io.gfile and tensorflow-io). On a small real slice of MNIST:
-- TFX's own task command fails on the first task (what today's clusters see),
-  with the log artifact (KFP >= 2.5) and without it (the `minio://` root);
-- the compiled spec, whose command is kubeflow/task_entrypoint.py, with
-  continuous training on (`--spans-dir` on S3, docs/spans.md), runs to one
-  release under `--backend oss`; a second launch lists the spans again and is
-  cached from the span reader on, releasing nothing new; a new clean span
-  makes the next launch execute from the span reader on and release once; an
-  inverted span stops the launch at AnomalyGate with no release; the
-  release's manifest records the serving check's figures and the spans;
-- the same under `--backend vertex` with an `s3://` root;
-- a spec with a resolver task fails naming it.
-The launcher runs in a shell without TF_USE_LEGACY_KERAS (the docs'
-command in a fresh shell): the project's `contract` package sets it in each task.
+open-source backend (`--backend oss`) would, with the image's environment and
+the artifacts on moto's S3 server: the OSS default pipeline root `minio://...`
+(the launcher copies artifacts in and out), the serving directory and the
+spans folder (`--spans-dir`, docs/spans.md) on `s3://` (the components write
+through tf.io.gfile and tensorflow-io). On a small real slice of MNIST, four
+launches of one spec, one after the other:
+- the first runs to one release; its manifest records the serving check's
+  figures and the spans;
+- a second lists the spans again and is cached from the span reader on,
+  releasing nothing new;
+- a new clean span makes the next launch execute from the span reader on and
+  release once;
+- an inverted span stops the launch at AnomalyGate with no release.
+The Vertex run, TFX's own task command and the resolver check are in
+test_local_launcher_backends.py (another module, so pytest-xdist runs them
+beside this chain). The launcher runs in a shell without TF_USE_LEGACY_KERAS
+(the docs' command in a fresh shell): the `contract` package sets it in each task.
 """
 
-import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -34,56 +30,10 @@ import tensorflow_datasets as tfds
 from components import example_export
 from contract import features, files
 from tests import expected
-from tests.kubeflow.conftest import KUBEFLOW_DIR, S3_CREDENTIALS, new_bucket, s3_client, task_env
+from tests.kubeflow.conftest import new_bucket, s3_client
+from tests.kubeflow.strict_launch import compile_spec, launch, releases, task_states
 
 pytestmark = pytest.mark.kfp
-
-PROJECT_ROOT = KUBEFLOW_DIR.parent
-SLICE = ["--train-limit=2500", "--eval-holdout=500", "--test-limit=1000", "--epochs=3"]
-TFX_COMMAND = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
-
-
-def _compile(v2_runner, output_file, root, serving, tfds_data_dir, *flags):
-    argv = [
-        f"--output-file={output_file}",
-        f"--pipeline-root={root}",
-        f"--serving-dir={serving}",
-        f"--image-project-dir={PROJECT_ROOT}",
-        f"--tfds-data-dir={tfds_data_dir}",
-        "--accuracy-threshold=0.5",
-        *SLICE,
-        *flags,
-    ]
-    assert v2_runner.main(argv) == 0
-    return output_file
-
-
-def _launch(pipeline_file, run_id, endpoint, state_dir, *flags):
-    command = [
-        sys.executable,
-        str(KUBEFLOW_DIR / "local_launcher.py"),
-        f"--pipeline-file={pipeline_file}",
-        f"--run-id={run_id}",
-        f"--s3-endpoint={endpoint}",
-        f"--state-dir={state_dir}",
-        *[f"--env={name}={value}" for name, value in task_env(endpoint).items()],
-        *flags,
-    ]
-    fresh_shell = {
-        "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", "/"),
-        **S3_CREDENTIALS,
-    }
-    return subprocess.run(command, capture_output=True, text=True, env=fresh_shell, check=False)
-
-
-def _states(stdout: str) -> dict[str, str]:
-    states = {}
-    for line in stdout.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[0] in expected.SPAN_COMPONENTS and line.startswith("  "):
-            states[parts[0]] = parts[1]
-    return states
 
 
 SPAN_DIGITS = {1: (20_000, 1500), 2: (22_000, 3000), 3: (26_000, 1500)}
@@ -115,20 +65,6 @@ def _upload_span(endpoint, spans_dir, tfds_data_dir, number, inverted=False):
     os.remove(local)
 
 
-def releases(endpoint: str, serving: str) -> dict[int, dict]:
-    """{version: release.json} of an s3:// serving dir, read with boto3 (no TF here)."""
-    bucket, _, prefix = serving[len("s3://") :].partition("/")
-    client = s3_client(endpoint)
-    listing = client.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", [])
-    found = {}
-    for item in listing:
-        parts = item["Key"][len(prefix) + 1 :].split("/")
-        if parts[1:] == ["assets.extra", "release.json"]:
-            body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-            found[int(parts[0])] = json.loads(body)
-    return found
-
-
 def _blessing_facts(stdout: str, task: str) -> dict[str, str]:
     lines = stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.split()[:1] == [task])
@@ -148,11 +84,11 @@ def spans_dir(s3_endpoint):
 
 
 @pytest.fixture(scope="module")
-def oss_launch(tmp_path_factory, v2_runner, tfds_data_dir, s3_endpoint, store, spans_dir):
+def osslaunch(tmp_path_factory, v2_runner, tfds_data_dir, s3_endpoint, store, spans_dir):
     work = tmp_path_factory.mktemp("kfp_oss")
     serving = f"s3://{new_bucket(s3_endpoint)}/mnist/serving"
     _upload_span(s3_endpoint, spans_dir, tfds_data_dir, 1)
-    spec = _compile(
+    spec = compile_spec(
         v2_runner,
         work / "mnist.json",
         store["root"],
@@ -161,63 +97,34 @@ def oss_launch(tmp_path_factory, v2_runner, tfds_data_dir, s3_endpoint, store, s
         f"--spans-dir={spans_dir}",
         "--span-accuracy-threshold=0.5",
     )
-    first = _launch(spec, "run-1", s3_endpoint, work / "state")
+    first = launch(spec, "run-1", s3_endpoint, work / "state")
     return work, spec, serving, first
 
 
 @pytest.fixture(scope="module")
-def second_launch(oss_launch, s3_endpoint):
+def secondlaunch(oss_launch, s3_endpoint):
     work, spec, serving, _ = oss_launch
-    return _launch(spec, "run-2", s3_endpoint, work / "state"), releases(s3_endpoint, serving)
+    return launch(spec, "run-2", s3_endpoint, work / "state"), releases(s3_endpoint, serving)
 
 
 @pytest.fixture(scope="module")
-def new_span_launch(second_launch, oss_launch, s3_endpoint, spans_dir, tfds_data_dir):
+def new_spanlaunch(second_launch, oss_launch, s3_endpoint, spans_dir, tfds_data_dir):
     work, spec, serving, _ = oss_launch
     _upload_span(s3_endpoint, spans_dir, tfds_data_dir, 2)
-    return _launch(spec, "run-3", s3_endpoint, work / "state"), releases(s3_endpoint, serving)
+    return launch(spec, "run-3", s3_endpoint, work / "state"), releases(s3_endpoint, serving)
 
 
 @pytest.fixture(scope="module")
-def drifted_span_launch(new_span_launch, oss_launch, s3_endpoint, spans_dir, tfds_data_dir):
+def drifted_spanlaunch(new_span_launch, oss_launch, s3_endpoint, spans_dir, tfds_data_dir):
     work, spec, serving, _ = oss_launch
     _upload_span(s3_endpoint, spans_dir, tfds_data_dir, 3, inverted=True)
-    return _launch(spec, "run-4", s3_endpoint, work / "state"), releases(s3_endpoint, serving)
-
-
-def test_tfx_own_task_command_fails_on_the_first_task(tmp_path, oss_launch, s3_endpoint):
-    _, spec, _, _ = oss_launch
-    job = json.loads(spec.read_text())
-    for executor in job["pipelineSpec"]["deploymentSpec"]["executors"].values():
-        executor["container"]["command"] = TFX_COMMAND
-    plain = tmp_path / "plain_tfx.json"
-    plain.write_text(json.dumps(job))
-
-    result = _launch(plain, "run-plain", s3_endpoint, tmp_path / "state")
-
-    assert result.returncode == 1
-    first_task = (
-        "ImportSchemaGen" if "task ImportSchemaGen failed" in result.stderr else "SpanListing"
-    )
-    assert f"task {first_task} failed" in result.stderr
-    assert "Could not import system.Artifact" in result.stderr  # the executor-logs output
-
-    before_2_5 = _launch(
-        plain, "run-no-logs", s3_endpoint, tmp_path / "state", "--publish-logs=false"
-    )
-
-    # Without the log artifact (KFP before 2.5), task 1 still fails on the
-    # default minio:// root, which no TensorFlow filesystem reads. (The next
-    # failure, an input's empty instanceSchema, is in test_task_entrypoint.py.)
-    assert before_2_5.returncode == 1
-    assert f"task {first_task} failed" in before_2_5.stderr
-    assert "File system scheme 'minio' not implemented" in before_2_5.stderr
+    return launch(spec, "run-4", s3_endpoint, work / "state"), releases(s3_endpoint, serving)
 
 
 def test_the_compiled_spec_runs_to_one_release_on_the_oss_backend(oss_launch, s3_endpoint, store):
     _, _, serving, first = oss_launch
     assert first.returncode == 0, first.stderr[-3000:]
-    assert _states(first.stdout) == {name: "executed" for name in expected.SPAN_COMPONENTS}
+    assert task_states(first.stdout) == {name: "executed" for name in expected.SPAN_COMPONENTS}
     bucket = store["root"].split("/")[2]
     client = s3_client(s3_endpoint)
     keys = [item["Key"] for item in client.list_objects_v2(Bucket=bucket)["Contents"]]
@@ -251,7 +158,7 @@ def test_a_second_oss_launch_is_cached_and_releases_nothing_new(oss_launch, seco
     assert first.returncode == 0
     second, released = second_launch
     assert second.returncode == 0, second.stderr[-3000:]
-    states = _states(second.stdout)
+    states = task_states(second.stdout)
     # The listing runs every time; its unchanged output parameter is a cache hit downstream.
     assert states["SpanListing"] == "executed", "never cached: it lists the spans folder"
     assert states["MnistExampleGen"] == "cached"
@@ -265,7 +172,7 @@ def test_a_new_span_runs_from_the_span_reader_on_and_releases_once(second_launch
     _, before = second_launch
     third, released = new_span_launch
     assert third.returncode == 0, third.stderr[-3000:]
-    states = _states(third.stdout)
+    states = task_states(third.stdout)
     assert states["ImportSchemaGen"] == "cached"
     assert states["MnistExampleGen"] == states["Trainer"] == states["Pusher"] == "executed"
     (new_version,) = set(released) - set(before)
@@ -283,36 +190,7 @@ def test_an_inverted_span_stops_at_the_anomaly_gate_and_releases_nothing(
     assert fourth.returncode == 1
     assert "task AnomalyGate failed" in fourth.stderr
     assert "span-3, image: Jensen-Shannon divergence" in fourth.stderr
-    states = _states(fourth.stdout)
+    states = task_states(fourth.stdout)
     assert states["MnistExampleGen"] == states["DriftCheck"] == "executed"
     assert "Transform" not in states or states["Transform"] != "executed"
     assert released == before
-
-
-def test_the_compiled_spec_runs_to_one_release_on_vertex(
-    tmp_path, v2_runner, tfds_data_dir, s3_endpoint
-):
-    root = f"s3://{new_bucket(s3_endpoint)}/vertex/root"
-    serving = f"s3://{new_bucket(s3_endpoint)}/mnist/serving"
-    spec = _compile(v2_runner, tmp_path / "mnist.json", root, serving, tfds_data_dir)
-
-    result = _launch(spec, "run-v", s3_endpoint, tmp_path / "state", "--backend=vertex")
-
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert _states(result.stdout) == {name: "executed" for name in expected.COMPONENTS}
-    assert "executor-logs" not in result.stdout
-    ((_, manifest),) = releases(s3_endpoint, serving).items()
-    assert 0.5 <= manifest["test_accuracy"] <= 1.0
-
-
-def test_a_resolver_task_is_a_clear_error_naming_it(oss_launch, tmp_path, s3_endpoint):
-    _, spec, _, _ = oss_launch
-    job = json.loads(spec.read_text())
-    executors = job["pipelineSpec"]["deploymentSpec"]["executors"]
-    executors["LatestRelease_executor"] = {"resolver": {"outputArtifactQueries": {}}}
-    broken = tmp_path / "with_resolver.json"
-    broken.write_text(json.dumps(job))
-    result = _launch(broken, "run-resolver", s3_endpoint, tmp_path / "state")
-    assert result.returncode == 1
-    assert "task LatestRelease: executor kind 'resolver' is not implemented" in result.stderr
-    assert "Run " not in result.stdout, "nothing may run before the check"
