@@ -1,6 +1,14 @@
 """Operator commands on a serving directory (local path or object store).
 
+    python -m reporting.releases list --serving-dir output/serving/mnist [--json]
     python -m reporting.releases verify --serving-dir output/serving/mnist [VERSION | --all]
+
+`list` prints one row per release, oldest first, from each release's
+manifest: version, release time, MNIST test accuracy, the spans it was
+trained on, the baseline release it beat, the pipeline run that pushed it,
+and which one a model server serves now (the highest version). A release
+without a readable manifest is listed as such. `--json` prints the same rows
+as JSON.
 
 `verify` hashes a release again and compares it with the fingerprint its
 manifest records (`contract.releases.verify_release`): the check the pipeline
@@ -11,6 +19,7 @@ one does not (each verdict is printed), 2 on a bad command line or no release.
 """
 
 import argparse
+import json
 import os
 import sys
 import warnings
@@ -19,12 +28,85 @@ import warnings
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", help="every release, oldest first, from its manifest")
+    listing.add_argument("--serving-dir", required=True, help="e.g. output/serving/mnist")
+    listing.add_argument("--json", action="store_true", help="the rows as JSON")
     verify = commands.add_parser("verify", help="re-hash releases against their manifests")
     verify.add_argument("--serving-dir", required=True, help="e.g. output/serving/mnist")
     which = verify.add_mutually_exclusive_group()
     which.add_argument("version", nargs="?", type=int, help="a release version (default: newest)")
     which.add_argument("--all", action="store_true", help="every release, oldest first")
     return parser.parse_args(argv)
+
+
+LIST_COLUMNS = ("version", "released_at", "test_accuracy", "spans", "baseline", "run", "served")
+
+
+def release_rows(serving_dir: str) -> list[dict]:
+    """One row per release, oldest first (the columns of `list`); None where unknown."""
+    from contract import releases  # TensorFlow: imported after __main__ quietened it
+
+    found = releases.list_releases(serving_dir)
+    rows = []
+    for released in found:
+        try:
+            manifest = releases.read_manifest(released.path)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            manifest = None
+            note = "manifest unreadable"
+        else:
+            note = None if manifest is not None else "no manifest"
+        manifest = manifest or {}
+        spans = (manifest.get("data") or {}).get("spans") or {}
+        baseline = manifest.get("baseline") or {}
+        rows.append(
+            {
+                "version": released.version,
+                "released_at": manifest.get("released_at"),
+                "test_accuracy": manifest.get("test_accuracy"),
+                # A manifest with data but no spans: trained on MNIST alone.
+                "spans": spans.get("window") if spans else ([] if "data" in manifest else None),
+                "baseline": baseline.get("version"),
+                "run": manifest.get("pipeline_run_id"),
+                "served": released is found[-1],
+                "note": note,
+            }
+        )
+    return rows
+
+
+def _cell(name: str, value) -> str:
+    if name == "served":
+        return "served" if value else ""
+    if value is None:
+        return "-"
+    if name == "test_accuracy":
+        return f"{value:.4f}"
+    if name == "spans":
+        return ",".join(str(number) for number in value) if value else "MNIST only"
+    return str(value)
+
+
+def list_command(serving_dir: str, as_json: bool) -> int:
+    """Prints the releases as a table (or JSON); returns the exit code."""
+    rows = release_rows(serving_dir)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"{serving_dir} holds no release")
+        return 0
+    table = [list(LIST_COLUMNS)] + [
+        [_cell(name, row[name]) for name in LIST_COLUMNS] + ([row["note"]] if row["note"] else [])
+        for row in rows
+    ]
+    widths = [
+        max(len(line[i]) for line in table if i < len(line)) for i in range(len(LIST_COLUMNS))
+    ]
+    for line in table:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(line[: len(LIST_COLUMNS)])]
+        print("  ".join(cells + line[len(LIST_COLUMNS) :]).rstrip())
+    return 0
 
 
 def verify(serving_dir: str, version: int | None, every: bool) -> int:
@@ -61,6 +143,8 @@ def verify(serving_dir: str, version: int | None, every: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command == "list":
+        return list_command(args.serving_dir, args.json)
     return verify(args.serving_dir, args.version, args.all)
 
 

@@ -34,6 +34,7 @@ import local_runner
 from components import example_export
 from contract import features, files, releases
 from reporting import metadata
+from reporting import releases as releases_command
 from tests import expected
 
 pytestmark = pytest.mark.e2e
@@ -162,6 +163,16 @@ def test_new_spans_run_every_component_and_one_release_records_them(first, folde
     assert 0.5 <= manifest["span_test"]["test_accuracy"] <= 1.0
     assert manifest["drift"]["verdict"] == "no release yet: nothing to compare with"
     assert manifest["data"]["statistics_uri"]
+
+
+def test_the_releases_list_shows_the_span_release_as_served(first, folders):
+    serving = os.path.join(folders[0], "serving", "mnist")
+    (row,) = releases_command.release_rows(serving)
+    manifest = releases.read_manifest(os.path.join(serving, str(row["version"])))
+    assert row["version"] == first.versions[0] and row["served"] is True
+    assert row["spans"] == [1, 2] and row["baseline"] is None
+    assert row["test_accuracy"] == manifest["test_accuracy"] > 0.5
+    assert row["run"] == manifest["pipeline_run_id"] and row["run"]
 
 
 def test_the_examples_carry_tfx_span_property(first, folders):
