@@ -10,7 +10,10 @@ properties (`pushed`, `pushed_destination`, `pushed_version`). It changes
 how the copy lands:
 1. If the newest release already holds this model (the fingerprint its
    manifest records equals the candidate's), nothing is copied: the
-   PushedModel records `already_released = 1` with that version.
+   PushedModel records `already_released = 1` with that version. If the
+   newest release's manifest lists the model as withdrawn (rolled back from,
+   `contract.rollback`), nothing is copied either, and the PushedModel's
+   `reason` says so; a new release carries the withdrawn list forward.
 2. Otherwise the model is copied into a staging directory unique to this
    push (`<base>/.staging/<version>-<random>`), with the release manifest
    (ReleaseManifest's draft plus version, time and run) and the model card
@@ -39,12 +42,11 @@ from tfx.types.component_spec import ChannelParameter
 from tfx.types.experimental import simple_artifacts
 from tfx.utils import io_utils, json_utils, proto_utils
 
-from components import faults
 from components.model_card import HTML_FILE, MARKDOWN_FILE
 from components.release_manifest import MANIFEST_FILE, TRAIN_STATISTICS_NAME
 from components.source_fingerprint import FingerprintDriver
 from contract import evaluation as evaluation_results
-from contract import files, releases, tfx_internals
+from contract import faults, files, releases, rollback, tfx_internals
 
 TFLITE_BLESSING_KEY = "tflite_blessing"
 TFLITE_EVALUATION_KEY = "tflite_evaluation"
@@ -204,26 +206,6 @@ def stage_release(
     )
 
 
-def move_into_place(staged: str, final: str) -> None:
-    """Makes the staged release the version directory, whole or not at all.
-
-    On a local filesystem a directory rename is one atomic step. On object
-    stores (`gs://`, `s3://`) TensorFlow renames object by object, so
-    `saved_model.pb` could appear before the variables; there the release is
-    copied with `saved_model.pb` last (a version directory without it is no
-    release, for TF Serving and for `releases.list_releases`), then the staged
-    copy is deleted.
-    """
-    if "://" not in final:
-        tf.io.gfile.rename(staged, final)
-        return
-    io_utils.copy_dir(staged, final, deny_regex_patterns=[r"saved_model\.pb"])
-    io_utils.copy_file(
-        os.path.join(staged, files.SAVED_MODEL_FILE), os.path.join(final, files.SAVED_MODEL_FILE)
-    )
-    tf.io.gfile.rmtree(staged)
-
-
 def _remove_if_empty(staging_root: str) -> None:
     """Removes the staging root once no push is staged in it (other pushes' stay)."""
     if tf.io.gfile.isdir(staging_root) and not tf.io.gfile.listdir(staging_root):
@@ -269,15 +251,31 @@ class ReleasePusherExecutor(pusher_executor.Executor):
             pushed_model.set_string_custom_property("pushed_version", str(newest.version))
             return
 
+        newest_manifest = releases.read_manifest(newest.path) if newest is not None else None
+        withdrawn = rollback.withdrawn(newest_manifest)
+        entry = next((e for e in withdrawn if e.get("model_fingerprint") == fingerprint), None)
+        if entry is not None:
+            _remove_if_empty(staging_root)
+            tfx_internals.mark_not_pushed(self, pushed_model)
+            pushed_model.set_string_custom_property(
+                "reason",
+                f"withdrawn: this model was release {entry.get('version')}, rolled back at "
+                f"{entry.get('at')} ({entry.get('reason')}); only a new model can replace the "
+                "rolled-back release",
+            )
+            return
+
         version = next_version(serving_model_dir)
         draft, card_files = read_documents(input_dict)
         manifest = final_manifest(
             draft, version, fingerprint, input_dict, tfx_internals.pipeline_run_id(self)
         )
+        if withdrawn:  # a withdrawal outlives the releases after it
+            manifest[rollback.WITHDRAWN_KEY] = withdrawn
         staged = os.path.join(staging_root, f"{version}-{uuid.uuid4().hex[:12]}")
         stage_release(model_dir, staged, manifest, card_files)
         final = os.path.join(serving_model_dir, str(version))
-        move_into_place(staged, final)
+        releases.move_into_place(staged, final)
         faults.inject(faults.RELEASE_AFTER_RENAME)
         _remove_if_empty(staging_root)
         logging.info("Released version %s: %s", version, final)

@@ -20,6 +20,7 @@ import os
 from typing import Any
 
 import tensorflow as tf
+from tfx.utils import io_utils
 
 from contract import files
 
@@ -196,6 +197,26 @@ def verify_release(released: Release) -> Verdict:
             "release the model again rather than serve this one",
         )
     return Verdict(released.version, True)
+
+
+def move_into_place(staged: str, final: str) -> None:
+    """Makes the staged release the version directory, whole or not at all.
+
+    On a local filesystem a directory rename is one atomic step. On object
+    stores (`gs://`, `s3://`) TensorFlow renames object by object, so
+    `saved_model.pb` could appear before the variables; there the release is
+    copied with `saved_model.pb` last (a version directory without it is no
+    release, for TF Serving and for `releases.list_releases`), then the staged
+    copy is deleted.
+    """
+    if "://" not in final:
+        tf.io.gfile.rename(staged, final)
+        return
+    io_utils.copy_dir(staged, final, deny_regex_patterns=[r"saved_model\.pb"])
+    io_utils.copy_file(
+        os.path.join(staged, files.SAVED_MODEL_FILE), os.path.join(final, files.SAVED_MODEL_FILE)
+    )
+    tf.io.gfile.rmtree(staged)
 
 
 def remove_staged(serving_dir: str) -> list[str]:

@@ -2,6 +2,8 @@
 
     python -m reporting.releases list --serving-dir output/serving/mnist [--json]
     python -m reporting.releases verify --serving-dir output/serving/mnist [VERSION | --all]
+    python -m reporting.releases rollback --serving-dir output/serving/mnist \
+        --reason TEXT [--to VERSION]
 
 `list` prints one row per release, oldest first, from each release's
 manifest: version, release time, MNIST test accuracy, the spans it was
@@ -9,6 +11,12 @@ trained on, the baseline release it beat, the pipeline run that pushed it,
 and which one a model server serves now (the highest version). A release
 without a readable manifest is listed as such. `--json` prints the same rows
 as JSON.
+
+`rollback` releases an earlier model again as a new, higher version (the
+one a model server then serves) and withdraws the model served until now
+(`contract.rollback`): exit 0 when done, 1 when refused (the reason is
+printed: nothing to roll back to, a target that fails verify, another
+rollback in progress).
 
 `verify` hashes a release again and compares it with the fingerprint its
 manifest records (`contract.releases.verify_release`): the check the pipeline
@@ -31,6 +39,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     listing = commands.add_parser("list", help="every release, oldest first, from its manifest")
     listing.add_argument("--serving-dir", required=True, help="e.g. output/serving/mnist")
     listing.add_argument("--json", action="store_true", help="the rows as JSON")
+    back = commands.add_parser("rollback", help="serve an earlier model again, as a new version")
+    back.add_argument("--serving-dir", required=True, help="e.g. output/serving/mnist")
+    back.add_argument("--reason", required=True, help="why (recorded in manifest and card)")
+    back.add_argument(
+        "--to", type=int, default=None, help="the release to serve again (default: the previous)"
+    )
     verify = commands.add_parser("verify", help="re-hash releases against their manifests")
     verify.add_argument("--serving-dir", required=True, help="e.g. output/serving/mnist")
     which = verify.add_mutually_exclusive_group()
@@ -40,6 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 LIST_COLUMNS = ("version", "released_at", "test_accuracy", "spans", "baseline", "run", "served")
+"""The table's columns; a note follows where there is one (rollbacks, withdrawn, no manifest)."""
 
 
 def release_rows(serving_dir: str) -> list[dict]:
@@ -47,6 +62,8 @@ def release_rows(serving_dir: str) -> list[dict]:
     from contract import releases  # TensorFlow: imported after __main__ quietened it
 
     found = releases.list_releases(serving_dir)
+    newest_manifest = _manifest_or_none(releases, found[-1]) if found else None
+    withdrawn = {entry.get("version") for entry in (newest_manifest or {}).get("withdrawn") or []}
     rows = []
     for released in found:
         try:
@@ -57,6 +74,11 @@ def release_rows(serving_dir: str) -> list[dict]:
         else:
             note = None if manifest is not None else "no manifest"
         manifest = manifest or {}
+        rolled = manifest.get("rollback")
+        if rolled:
+            note = f"rollback to {rolled.get('to_version')}: {rolled.get('reason')}"
+        if released.version in withdrawn:
+            note = "withdrawn (rolled back)"
         spans = (manifest.get("data") or {}).get("spans") or {}
         baseline = manifest.get("baseline") or {}
         rows.append(
@@ -73,6 +95,13 @@ def release_rows(serving_dir: str) -> list[dict]:
             }
         )
     return rows
+
+
+def _manifest_or_none(releases, released):
+    try:
+        return releases.read_manifest(released.path)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
 
 
 def _cell(name: str, value) -> str:
@@ -106,6 +135,25 @@ def list_command(serving_dir: str, as_json: bool) -> int:
     for line in table:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(line[: len(LIST_COLUMNS)])]
         print("  ".join(cells + line[len(LIST_COLUMNS) :]).rstrip())
+    return 0
+
+
+def rollback_command(serving_dir: str, reason: str, to_version: int | None) -> int:
+    """Rolls back; prints what it released (or why not); returns the exit code."""
+    from contract import rollback  # TensorFlow: imported after __main__ quietened it
+
+    try:
+        released = rollback.rollback(serving_dir, reason, to_version)
+    except rollback.RollbackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    from contract import releases
+
+    record = releases.read_manifest(released.path)[rollback.ROLLBACK_KEY]
+    print(
+        f"rolled back: version {released.version} serves version {record['to_version']}'s "
+        f"model; version {record['from_version']}'s model is withdrawn"
+    )
     return 0
 
 
@@ -145,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "list":
         return list_command(args.serving_dir, args.json)
+    if args.command == "rollback":
+        return rollback_command(args.serving_dir, args.reason, args.to)
     return verify(args.serving_dir, args.version, args.all)
 
 

@@ -3,7 +3,7 @@
 One output directory lives through three runs: the first is SIGKILLed while
 the Trainer trains (after its first epoch's log line), the second while the
 Pusher copies the release (a named fault point pauses the copy:
-components/faults.py), the third runs to the end. It must take what
+contract/faults.py), the third runs to the end. It must take what
 finished from the cache, release exactly one model, leave no staging
 debris, resolve in the lineage command, and not be confused by the killed
 runs' executions in ML Metadata.
@@ -18,8 +18,7 @@ import time
 import pytest
 
 import local_runner
-from components import faults
-from contract import releases
+from contract import faults, releases
 from reporting import lineage, metadata, run_summary
 from tests.conftest import PROJECT_ROOT, SMALL_RUN_FLAGS
 

@@ -1,7 +1,7 @@
 """Exactly-once releases through the real pipeline: a model is released once, whatever reruns.
 
 A small real run is killed (SIGKILL, through the named fault-injection point
-in components/faults.py) right after its release directory was renamed into
+in contract/faults.py) right after its release directory was renamed into
 place and before ML Metadata heard of it. The rerun must find the model
 already released, release nothing new, exit 0, and the lineage command must
 still resolve the release. A threshold-only change re-evaluates the cached
@@ -17,8 +17,7 @@ import sys
 import pytest
 
 import local_runner
-from components import faults
-from contract import releases
+from contract import faults, releases
 from reporting import lineage, metadata, run_summary
 from tests.conftest import PROJECT_ROOT, SMALL_RUN_FLAGS
 

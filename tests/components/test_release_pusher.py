@@ -13,8 +13,8 @@ from tfx.types import standard_artifacts
 from tfx.types.experimental import simple_artifacts
 from tfx.utils import io_utils, path_utils, proto_utils
 
-from components import faults, model_card, release_manifest, release_pusher
-from contract import files, releases
+from components import model_card, release_manifest, release_pusher
+from contract import faults, files, releases
 from tests.components.fake_saved_model import write_fake_saved_model
 
 
@@ -349,7 +349,7 @@ def test_on_an_object_store_the_release_is_copied_with_saved_model_pb_last(tmp_p
 
     io_utils.copy_file = recording_copy_file
     try:
-        release_pusher.move_into_place(staged, final)
+        releases.move_into_place(staged, final)
     finally:
         io_utils.copy_file = real_copy_file
     assert copied[-1] == "saved_model.pb"
