@@ -84,7 +84,7 @@ def spans_dir(s3_endpoint):
 
 
 @pytest.fixture(scope="module")
-def osslaunch(tmp_path_factory, v2_runner, tfds_data_dir, s3_endpoint, store, spans_dir):
+def oss_launch(tmp_path_factory, v2_runner, tfds_data_dir, s3_endpoint, store, spans_dir):
     work = tmp_path_factory.mktemp("kfp_oss")
     serving = f"s3://{new_bucket(s3_endpoint)}/mnist/serving"
     _upload_span(s3_endpoint, spans_dir, tfds_data_dir, 1)
@@ -102,20 +102,20 @@ def osslaunch(tmp_path_factory, v2_runner, tfds_data_dir, s3_endpoint, store, sp
 
 
 @pytest.fixture(scope="module")
-def secondlaunch(oss_launch, s3_endpoint):
+def second_launch(oss_launch, s3_endpoint):
     work, spec, serving, _ = oss_launch
     return launch(spec, "run-2", s3_endpoint, work / "state"), releases(s3_endpoint, serving)
 
 
 @pytest.fixture(scope="module")
-def new_spanlaunch(second_launch, oss_launch, s3_endpoint, spans_dir, tfds_data_dir):
+def new_span_launch(second_launch, oss_launch, s3_endpoint, spans_dir, tfds_data_dir):
     work, spec, serving, _ = oss_launch
     _upload_span(s3_endpoint, spans_dir, tfds_data_dir, 2)
     return launch(spec, "run-3", s3_endpoint, work / "state"), releases(s3_endpoint, serving)
 
 
 @pytest.fixture(scope="module")
-def drifted_spanlaunch(new_span_launch, oss_launch, s3_endpoint, spans_dir, tfds_data_dir):
+def drifted_span_launch(new_span_launch, oss_launch, s3_endpoint, spans_dir, tfds_data_dir):
     work, spec, serving, _ = oss_launch
     _upload_span(s3_endpoint, spans_dir, tfds_data_dir, 3, inverted=True)
     return launch(spec, "run-4", s3_endpoint, work / "state"), releases(s3_endpoint, serving)
