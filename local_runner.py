@@ -34,9 +34,9 @@ from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
 from components import tfds_mnist
-from contract import releases, tfx_internals
+from contract import locks, releases, tfx_internals
 from pipeline import config as pipeline_config
-from pipeline import run_flags, run_lock
+from pipeline import run_flags
 from pipeline.config import OutputLayout
 from pipeline.pipeline import create_pipeline
 from reporting import run_summary
@@ -232,12 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     run_id = new_run_id()
     log_path = os.path.join(OutputLayout(output_dir).logs_dir, f"{run_id}.log")
     try:
-        with run_lock.hold(output_dir):
+        with locks.hold_output_dir(output_dir):
             os.makedirs(os.path.dirname(log_path), exist_ok=True)
             if args.verbose:
                 return _run_verbose(args, run_id, log_path)
             return _run_quiet(args, run_id, log_path)
-    except run_lock.OutputDirBusyError as error:
+    except locks.OutputDirBusyError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 

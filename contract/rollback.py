@@ -19,7 +19,6 @@ lock: there, run one rollback at a time.
 
 import contextlib
 import datetime
-import fcntl
 import os
 import uuid
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from typing import Any
 import tensorflow as tf
 from tfx.utils import io_utils
 
-from contract import faults, files, releases
+from contract import faults, files, locks, releases
 
 ROLLBACK_KEY = "rollback"
 WITHDRAWN_KEY = "withdrawn"
@@ -48,22 +47,24 @@ def withdrawn(manifest: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def _lock(serving_dir: str) -> Iterator[None]:
+def serving_dir_lock(serving_dir: str, what: str = "rollback") -> Iterator[None]:
+    """Holds `<serving-dir>/.rollback.lock` (rollback, prune); object stores have no lock.
+
+    Raises:
+      RollbackError: another rollback or prune holds it.
+    """
     if "://" in serving_dir:  # object stores: no lock (see the module docstring)
         yield
         return
-    handle = open(os.path.join(serving_dir, LOCK_FILE), "a+")  # noqa: SIM115 - closed below
+    busy = (
+        f"another rollback or prune is in progress on {serving_dir}; wait for it, then run "
+        "`list` to see what it did"
+    )
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RollbackError(
-                f"another rollback is in progress on {serving_dir}; wait for it, then run "
-                "`list` to see what it released"
-            ) from None
-        yield
-    finally:
-        handle.close()
+        with locks.exclusive(os.path.join(serving_dir, LOCK_FILE), busy):
+            yield
+    except locks.LockBusyError as error:
+        raise RollbackError(f"{what} refused: {error}") from None
 
 
 def _choose_target(
@@ -158,7 +159,7 @@ def rollback(
     found = releases.list_releases(serving_dir)
     if len(found) < 2:
         raise RollbackError(f"{serving_dir} holds {len(found)} release(s): nothing to roll back to")
-    with _lock(serving_dir):
+    with serving_dir_lock(serving_dir):
         found = releases.list_releases(serving_dir)  # as it is now that we hold the lock
         served = found[-1]
         served_manifest = releases.read_manifest(served.path) or {}

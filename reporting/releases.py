@@ -4,6 +4,7 @@
     python -m reporting.releases verify --serving-dir output/serving/mnist [VERSION | --all]
     python -m reporting.releases rollback --serving-dir output/serving/mnist \
         --reason TEXT [--to VERSION]
+    python -m reporting.releases prune --serving-dir output/serving/mnist --keep N [--apply]
 
 `list` prints one row per release, oldest first, from each release's
 manifest: version, release time, MNIST test accuracy, the spans it was
@@ -17,6 +18,14 @@ one a model server then serves) and withdraws the model served until now
 (`contract.rollback`): exit 0 when done, 1 when refused (the reason is
 printed: nothing to roll back to, a target that fails verify, another
 rollback in progress).
+
+`prune` removes every release except the N newest, the served one and the
+one the served release is a rollback to (`contract.prune`). Without
+`--apply` it only prints what it would remove. It holds the output
+directory's run lock (`<output-dir>/.lock`, the output directory inferred
+from `<output-dir>/serving/<name>` or given with `--output-dir`) and the
+rollback lock: exit 0 when done (or planned), 1 when refused (a run, a
+rollback or another prune holds a lock), 2 on a bad `--keep`.
 
 `verify` hashes a release again and compares it with the fingerprint its
 manifest records (`contract.releases.verify_release`): the check the pipeline
@@ -44,6 +53,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     back.add_argument("--reason", required=True, help="why (recorded in manifest and card)")
     back.add_argument(
         "--to", type=int, default=None, help="the release to serve again (default: the previous)"
+    )
+    prune = commands.add_parser("prune", help="remove old releases (dry run unless --apply)")
+    prune.add_argument("--serving-dir", required=True, help="e.g. output/serving/mnist")
+    prune.add_argument("--keep", type=int, required=True, help="how many newest releases stay")
+    prune.add_argument("--apply", action="store_true", help="remove them (default: only say)")
+    prune.add_argument(
+        "--output-dir", default=None, help="whose run lock to hold (default: from --serving-dir)"
     )
     verify = commands.add_parser("verify", help="re-hash releases against their manifests")
     verify.add_argument("--serving-dir", required=True, help="e.g. output/serving/mnist")
@@ -157,6 +173,32 @@ def rollback_command(serving_dir: str, reason: str, to_version: int | None) -> i
     return 0
 
 
+def prune_command(serving_dir: str, keep: int, apply: bool, output_dir: str | None) -> int:
+    """Prints what the prune keeps and removes (or would); returns the exit code."""
+    from contract import prune  # TensorFlow: imported after __main__ quietened it
+
+    try:
+        done = (
+            prune.prune(serving_dir, keep, output_dir) if apply else prune.plan(serving_dir, keep)
+        )
+    except prune.PruneRefusedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except prune.PruneError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for released, why in done.kept:
+        print(f"{released.version}: kept ({why})")
+    verb = "removed" if apply else "would remove"
+    for released in done.removed:
+        print(f"{released.version}: {verb}")
+    if not done.removed:
+        print("nothing to remove")
+    elif not apply:
+        print(f"dry run: pass --apply to remove {len(done.removed)} release(s)")
+    return 0
+
+
 def verify(serving_dir: str, version: int | None, every: bool) -> int:
     """Prints one verdict per checked release; returns the exit code."""
     from contract import releases  # TensorFlow: imported after __main__ quietened it
@@ -195,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         return list_command(args.serving_dir, args.json)
     if args.command == "rollback":
         return rollback_command(args.serving_dir, args.reason, args.to)
+    if args.command == "prune":
+        return prune_command(args.serving_dir, args.keep, args.apply, args.output_dir)
     return verify(args.serving_dir, args.version, args.all)
 
 

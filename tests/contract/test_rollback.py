@@ -131,7 +131,10 @@ def test_a_second_rollback_while_one_holds_the_lock_says_why(two_releases):
     serving, _, bad_release, _, _ = two_releases
     with open(os.path.join(serving, rollback.LOCK_FILE), "a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the other rollback, mid-copy
-        with pytest.raises(rollback.RollbackError, match="another rollback is in progress"):
+        with pytest.raises(
+            rollback.RollbackError,
+            match="rollback refused: another rollback or prune is in progress",
+        ):
             rollback.rollback(serving, "r")
     assert releases.newest_release(serving) == bad_release
 

@@ -13,35 +13,8 @@ import sys
 
 import pytest
 
-from pipeline import run_lock
+from contract import locks
 from tests.conftest import PROJECT_ROOT, SMALL_RUN_FLAGS
-
-HOLDER = """
-import sys, time
-from pipeline import run_lock
-with run_lock.hold(sys.argv[1]):
-    print("locked", flush=True)
-    time.sleep(600)
-"""
-
-
-@pytest.fixture
-def holder(tmp_path):
-    """A separate process that holds the lock of `tmp_path / "out"` until killed."""
-    output_dir = tmp_path / "out"
-    process = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(output_dir)],
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout.readline().strip() == "locked"
-        yield process, output_dir
-    finally:
-        process.kill()
-        process.wait()
-        process.stdout.close()
 
 
 def test_second_run_on_the_output_dir_stops_before_any_pipeline_work(holder, mnist_dir):
@@ -63,27 +36,27 @@ def test_second_run_on_the_output_dir_stops_before_any_pipeline_work(holder, mni
     assert second.returncode == 1, second.stderr
     assert f"another run (pid {process.pid}, started " in second.stderr
     assert f"is using {output_dir}; wait for it or pass another --output-dir" in second.stderr
-    assert sorted(os.listdir(output_dir)) == [run_lock.LOCK_FILE], "no pipeline work may start"
+    assert sorted(os.listdir(output_dir)) == [locks.RUN_LOCK_FILE], "no pipeline work may start"
     assert process.poll() is None, "the first run is left alone"
 
 
 def test_lock_is_free_again_after_the_holder_is_killed(holder):
     process, output_dir = holder
-    with pytest.raises(run_lock.OutputDirBusyError, match=f"pid {process.pid}"):
-        with run_lock.hold(str(output_dir)):
+    with pytest.raises(locks.OutputDirBusyError, match=f"pid {process.pid}"):
+        with locks.hold_output_dir(str(output_dir)):
             pass
 
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
 
-    with run_lock.hold(str(output_dir)):
-        with open(output_dir / run_lock.LOCK_FILE) as source:
+    with locks.hold_output_dir(str(output_dir)):
+        with open(output_dir / locks.RUN_LOCK_FILE) as source:
             assert json.load(source)["pid"] == os.getpid()
 
 
 def test_lock_file_records_the_holders_pid_and_start_time(holder):
     process, output_dir = holder
-    with open(output_dir / run_lock.LOCK_FILE) as source:
+    with open(output_dir / locks.RUN_LOCK_FILE) as source:
         record = json.load(source)
     assert record["pid"] == process.pid
     started = datetime.datetime.fromisoformat(record["started"])
@@ -96,22 +69,22 @@ def test_lock_file_records_the_holders_pid_and_start_time(holder):
 def test_holding_the_lock_changes_no_environment_a_component_could_read(tmp_path):
     # Components see only what TFX hands them; the lock tells them nothing.
     before = dict(os.environ)
-    with run_lock.hold(str(tmp_path)):
+    with locks.hold_output_dir(str(tmp_path)):
         assert dict(os.environ) == before
     assert dict(os.environ) == before
 
 
 def test_the_lock_is_released_when_the_block_raises(tmp_path):
     with pytest.raises(KeyboardInterrupt):
-        with run_lock.hold(str(tmp_path)):
+        with locks.hold_output_dir(str(tmp_path)):
             raise KeyboardInterrupt
-    with run_lock.hold(str(tmp_path)):  # and the lock was released
+    with locks.hold_output_dir(str(tmp_path)):  # and the lock was released
         pass
 
 
 def test_a_second_hold_in_one_process_is_refused_too(tmp_path):
-    with run_lock.hold(str(tmp_path)):
-        with pytest.raises(run_lock.OutputDirBusyError) as raised:
-            with run_lock.hold(str(tmp_path)):
+    with locks.hold_output_dir(str(tmp_path)):
+        with pytest.raises(locks.OutputDirBusyError) as raised:
+            with locks.hold_output_dir(str(tmp_path)):
                 pass
         assert f"another run (pid {os.getpid()}, started " in str(raised.value)
