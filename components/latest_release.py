@@ -23,6 +23,11 @@ unchanged baseline is a cache hit (so a rerun with nothing changed stays
 fully cached, even after its own model was released), a new release of
 another model makes it run again. The Kubeflow compile turns
 caching off for this one task instead (KFP runs no custom drivers).
+
+ServedModel is the same component without a candidate: the newest release,
+the served model, as the Trainer's `base_model` for a warm start
+(`--warm-start`). Its cache key is the served model's fingerprint alone, so
+a rollback to the model a warm start already began from changes nothing.
 """
 
 from typing import Any
@@ -131,7 +136,7 @@ class LatestRelease(base_component.BaseComponent):
     DRIVER_CLASS = LatestReleaseDriver
     SOURCE_MODULES = (__name__,)
 
-    def __init__(self, model: types.BaseChannel, serving_model_dir: str):
+    def __init__(self, model: types.BaseChannel | None, serving_model_dir: str):
         super().__init__(
             spec=LatestReleaseSpec(
                 model=model,
@@ -139,3 +144,28 @@ class LatestRelease(base_component.BaseComponent):
                 baseline_model=types.Channel(type=standard_artifacts.Model),
             )
         )
+
+
+class ServedModelDriver(LatestReleaseDriver):
+    """Keys the cache on the served model's fingerprint alone, not its version.
+
+    A rollback releases an earlier model again under a new version: a warm
+    start from the same weights is the same warm start (cached, and so is a
+    Trainer whose other inputs did not change).
+    """
+
+    def fingerprints(
+        self, component_class: type, execution_info: data_types.ExecutionInfo
+    ) -> dict[str, Any]:
+        found = super().fingerprints(component_class, execution_info)
+        found[RELEASE_STATE_KEY] = found[RELEASE_STATE_KEY].partition(":")[2] or NO_RELEASE
+        return found
+
+
+class ServedModel(LatestRelease):
+    """The served release's model (the newest release), as a warm start's base_model."""
+
+    DRIVER_CLASS = ServedModelDriver
+
+    def __init__(self, serving_model_dir: str):
+        super().__init__(model=None, serving_model_dir=serving_model_dir)

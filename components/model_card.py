@@ -192,7 +192,7 @@ def card_context(manifest: dict[str, Any]) -> dict[str, Any]:
         "released_on": (manifest.get("released_at") or "")[:10] or None,
         "pipeline_run_id": manifest.get("pipeline_run_id"),
         "architecture": _architecture(hyperparameters),
-        "training_method": training_method(hyperparameters),
+        "training_method": training_method(hyperparameters, (training or {}).get("warm_start")),
         "training": _with_keys(training, "epochs_run", "best_epoch", "final_eval_accuracy"),
         "hyperparameters": [
             (name, _value_text(value)) for name, value in sorted(hyperparameters.items())
@@ -262,22 +262,44 @@ def _spans_context(manifest: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def training_method(hyperparameters: dict[str, Any]) -> str:
+def _warm_start_text(warm_start: dict[str, Any] | None) -> str | None:
+    if not warm_start:
+        return None
+    if warm_start.get("from_version") is None:
+        return "warm start asked for, but there was no release yet: trained from scratch"
+    fingerprint = (warm_start.get("model_fingerprint") or "")[:12]
+    return (
+        f"warm-started from release {warm_start['from_version']}'s weights (model "
+        f"{fingerprint}), then a short schedule on this run's training data (MNIST plus any "
+        "spans)"
+    )
+
+
+def training_method(
+    hyperparameters: dict[str, Any], warm_start: dict[str, Any] | None = None
+) -> str:
     """How the model was trained, in one paragraph, from the TrainerConfig it recorded.
 
     Args:
       hyperparameters: `TrainerConfig.to_custom_config()` as the Trainer wrote
-        it into `training.json` (empty when the model has no record).
+        it into `training.json` (empty when the model has no record); for a
+        warm start, the short schedule it trained.
+      warm_start: training.json's `warm_start` (None: no warm start asked for).
     """
     if not hyperparameters:
         return "not recorded (the model has no training.json)"
     value = hyperparameters.get
-    parts = [
+    parts = [_warm_start_text(warm_start)] if warm_start else []
+    parts.append(
         f"Adam on sparse categorical cross-entropy, batches of {value('batch_size')}, "
         f"at most {value('max_epochs')} epochs"
-    ]
+    )
     peak, floor = value("learning_rate"), value("min_learning_rate")
-    if value("lr_schedule") == "cosine":
+    if value("lr_schedule") == "cosine" and not value("warmup_epochs"):
+        parts.append(
+            f"learning rate {peak}, cosine decay to {floor} at epoch {value('max_epochs')}"
+        )
+    elif value("lr_schedule") == "cosine":
         parts.append(
             f"learning rate warmed up linearly to {peak} over {value('warmup_epochs')} "
             f"epochs, then cosine decay to {floor} at epoch {value('max_epochs')}"
@@ -299,7 +321,8 @@ def training_method(hyperparameters: dict[str, Any]) -> str:
         f"early stopping on the eval loss (patience {value('early_stopping_patience')}) "
         "restores the best epoch's weights"
     )
-    return "; ".join(parts) + "."
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
 
 
 def _accuracy_text(value: float | None) -> str:

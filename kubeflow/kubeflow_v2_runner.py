@@ -43,9 +43,9 @@ IMAGE_PROJECT_DIR = "/pipeline"
 IMAGE_SCHEMA_FILE = f"{IMAGE_PROJECT_DIR}/schemas/schema.pbtxt"
 IMAGE_MNIST_DIR = f"{IMAGE_PROJECT_DIR}/data/mnist"
 DEFAULT_IMAGE = "mnist-tfx-pipeline:latest"
-NEVER_CACHED_TASKS = ("LatestRelease", "SpanListing")
+NEVER_CACHED_TASKS = ("LatestRelease", "SpanListing", "WarmStartModel")
 """Tasks whose output depends on state outside the pipeline (the serving dir, the
-spans folder); a task that is not in the spec (no --spans-dir) is skipped."""
+spans folder); a task that is not in the spec (no --spans-dir, no --warm-start) is skipped."""
 UNREADABLE_BY_COMPONENTS = ("minio://",)
 """Pipeline-root schemes that only the KFP launcher reads (it copies artifacts in and out)."""
 TASK_ENTRYPOINT = "kubeflow/task_entrypoint.py"

@@ -49,6 +49,19 @@ class TrainerConfig:
     after lr_plateau_patience flat epochs (the schedule before issue 12)."""
     warmup_epochs: int = 2
     seed: int = 42
+    warm_start_epochs: int = 4
+    """With --warm-start and a release to start from: epochs of the short schedule."""
+    warm_start_learning_rate: float = 1e-3
+    """...its learning rate (no warm-up; cosine decay to min_learning_rate)."""
+
+    def for_warm_start(self) -> "TrainerConfig":
+        """The short schedule a warm start trains: from the released weights, no warm-up."""
+        return dataclasses.replace(
+            self,
+            max_epochs=self.warm_start_epochs,
+            learning_rate=self.warm_start_learning_rate,
+            warmup_epochs=0,
+        )
 
     def to_custom_config(self) -> dict[str, Any]:
         """Returns the JSON-able dict passed as the Trainer's custom_config."""
@@ -145,6 +158,9 @@ class PipelineConfig:
     spans: SpanConfig = dataclasses.field(default_factory=SpanConfig)
     beam_pipeline_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     enable_cache: bool = True
+    warm_start: bool = False
+    """The Trainer starts from the served release's weights (WarmStartModel -> base_model)
+    and trains `trainer.for_warm_start()`; without a release it trains from scratch."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ from components.data_profile import DataProfile
 from components.drift_check import DriftCheck
 from components.error_gallery import ErrorGallery
 from components.label_check import LabelCheck
-from components.latest_release import LatestRelease
+from components.latest_release import LatestRelease, ServedModel
 from components.mnist_example_gen import MnistExampleGen
 from components.model_card import ModelCardGen
 from components.release_evaluator import ReleaseEvaluator
@@ -288,6 +288,13 @@ def create_pipeline(
     )
     transform.add_upstream_node(anomaly_gate)
 
+    warm_start = None
+    if config.warm_start:
+        # The served release (none at first), as the Trainer's base_model: a warm
+        # start from its weights. An ordinary task, so open-source KFP runs it.
+        warm_start = ServedModel(serving_model_dir=serving_model_dir).with_id("WarmStartModel")
+        components.append(warm_start)
+
     # Trains the dense Keras model, early-stopping on the eval split.
     trainer = CodeKeyedTrainer(
         module_file=user_code.trainer_module_file,
@@ -298,6 +305,7 @@ def create_pipeline(
         train_args=trainer_pb2.TrainArgs(splits=[features.SPLIT_TRAIN]),
         eval_args=trainer_pb2.EvalArgs(splits=[features.SPLIT_EVAL]),
         custom_config=config.trainer.to_custom_config(),
+        base_model=warm_start.outputs["baseline_model"] if warm_start is not None else None,
     ).with_id("Trainer")
 
     # Reads the newest release other than this candidate from the serving

@@ -94,6 +94,19 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
         help="lowest accuracy on the spans' held-out test slice that may be released",
     )
     parser.add_argument(
+        "--warm-start",
+        action="store_true",
+        help="start the Trainer from the served release's weights and train a short schedule "
+        "(--warm-start-epochs) on MNIST plus the span window; trains from scratch without a "
+        "release",
+    )
+    parser.add_argument(
+        "--warm-start-epochs",
+        type=_at_least(1),
+        default=defaults.trainer.warm_start_epochs,
+        help="epochs of a warm start's short schedule",
+    )
+    parser.add_argument(
         "--drift-action",
         choices=("stop", "warn"),
         default="warn" if defaults.spans.drift_warn_only else "stop",
@@ -117,7 +130,10 @@ def build_config(args: argparse.Namespace) -> pipeline_config.PipelineConfig:
     return dataclasses.replace(
         defaults,
         accuracy_threshold=args.accuracy_threshold,
-        trainer=dataclasses.replace(defaults.trainer, max_epochs=args.epochs),
+        trainer=dataclasses.replace(
+            defaults.trainer, max_epochs=args.epochs, warm_start_epochs=args.warm_start_epochs
+        ),
+        warm_start=args.warm_start,
         data=dataclasses.replace(
             defaults.data,
             train_limit=args.train_limit,

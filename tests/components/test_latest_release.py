@@ -198,3 +198,34 @@ def test_release_evaluator_with_fake_parent_passes_inputs_without_baseline(monke
     model = standard_artifacts.Model()
     release_evaluator.ReleaseEvaluatorExecutor().Do({"model": [model]}, {}, {})
     assert seen["inputs"] == {"model": [model]}
+
+
+def run_served_model_driver(serving_dir):
+    node = pipeline_pb2.PipelineNode()
+    node.node_info.type.name = "components.latest_release.ServedModel"
+    execution_info = data_types.ExecutionInfo(
+        input_dict={},
+        exec_properties={"serving_model_dir": serving_dir},
+        pipeline_run_id="run-1",
+        pipeline_node=node,
+    )
+    output = latest_release.ServedModelDriver(metadata_handle=None).run(execution_info)
+    return output.exec_properties["release_state"].string_value
+
+
+def test_served_model_state_is_the_models_fingerprint_so_a_rollback_keeps_it(tmp_path, serving):
+    before = run_served_model_driver(serving)
+    assert before == releases.release_fingerprint(releases.newest_release(serving))
+    # A rollback: release 10's model again, as version 11. The same warm start.
+    shutil.copytree(os.path.join(serving, "10"), os.path.join(serving, "11"))
+    assert run_served_model_driver(serving) == before
+    write_fake_saved_model(os.path.join(serving, "12"), b"another model")
+    assert run_served_model_driver(serving) not in (before, "none")
+    assert run_served_model_driver(str(tmp_path / "no-serving")) == "none"
+
+
+def test_served_model_takes_the_newest_release_with_no_candidate(tmp_path, serving):
+    component = latest_release.ServedModel(serving_model_dir=serving)
+    assert "model" not in component.inputs
+    assert component.exec_properties["serving_model_dir"] == serving
+    assert component.driver_class is latest_release.ServedModelDriver

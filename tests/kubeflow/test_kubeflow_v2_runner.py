@@ -169,3 +169,18 @@ def test_spans_listing_is_never_cached_and_feeds_the_reader_a_parameter(
     assert "SpanListing" in tasks["MnistExampleGen"].dependent_tasks
     spans_dir = tasks["SpanListing"].inputs.parameters["spans_dir"]
     assert spans_dir.runtime_value.constant.string_value == "gs://bucket/mnist/spans"
+
+
+def test_a_warm_start_compiles_to_an_uncached_task_feeding_the_trainer(
+    tmp_path, v2_runner, compile_args
+):
+    path = tmp_path / "warm.json"
+    assert v2_runner.main([f"--output-file={path}", *compile_args, "--warm-start"]) == 0
+    tasks = _spec(path).root.dag.tasks
+    uncached = {name for name, task in tasks.items() if not task.caching_options.enable_cache}
+    assert uncached == {"LatestRelease", "WarmStartModel"}
+    base_model = tasks["Trainer"].inputs.artifacts["base_model"].task_output_artifact
+    assert (base_model.producer_task, base_model.output_artifact_key) == (
+        "WarmStartModel",
+        "baseline_model",
+    )

@@ -140,3 +140,21 @@ def test_spans_add_the_listing_the_checks_and_the_new_data_evaluator(tmp_path):
 def test_without_spans_the_pipeline_has_no_span_components(tmp_path):
     components = {c.id for c in _pipeline(tmp_path).components}
     assert not components & (expected.SPAN_COMPONENTS - expected.COMPONENTS)
+
+
+def test_a_warm_start_feeds_the_served_release_to_the_trainer_as_its_base_model(tmp_path):
+    components = {c.id: c for c in _pipeline(tmp_path, warm_start=True).components}
+    assert set(components) == expected.COMPONENTS | {"WarmStartModel"}
+    warm = components["WarmStartModel"]
+    assert "model" not in warm.inputs, "the newest release, whatever the candidate"
+    assert warm.exec_properties["serving_model_dir"] == str(tmp_path / "serving")
+    base_model = components["Trainer"].inputs["base_model"]
+    assert (base_model.producer_component_id, base_model.output_key) == (
+        "WarmStartModel",
+        "baseline_model",
+    )
+
+
+def test_without_warm_start_the_trainer_has_no_base_model(tmp_path):
+    components = {c.id: c for c in _pipeline(tmp_path).components}
+    assert "base_model" not in components["Trainer"].inputs

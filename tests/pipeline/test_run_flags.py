@@ -112,6 +112,12 @@ def test_good_flags_set_the_config():
     )
 
 
+def test_warm_start_flags_set_the_config():
+    config = run_flags.build_config(_parse_run_flags(["--warm-start", "--warm-start-epochs=2"]))
+    assert config.warm_start and config.trainer.warm_start_epochs == 2
+    assert not run_flags.build_config(_parse_run_flags([])).warm_start
+
+
 def test_edge_values_are_accepted():
     args = _parse_run_flags(
         ["--accuracy-threshold=1", "--epochs=1", "--train-limit=2", "--eval-holdout=1"]

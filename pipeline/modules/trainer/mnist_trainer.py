@@ -16,7 +16,7 @@ import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public import tfxio
 
-from contract import features, files, tfx_internals
+from contract import features, files, releases, tfx_internals
 from pipeline.config import TrainerConfig
 
 PROGRESS_LOGGER = "mnist.training"
@@ -387,12 +387,58 @@ def write_history(record: dict[str, Any], model_run_dir: str) -> None:
         json.dump(record, out, indent=2)
 
 
+def warm_start_from(base_model_dir: str | None, model: tf.keras.Model) -> dict[str, Any] | None:
+    """Copies the released model's weights into `model` when there is one; says what happened.
+
+    Args:
+      base_model_dir: `fn_args.base_model`: the served release as WarmStartModel
+        copied it (no saved_model.pb before the first release), or None
+        without --warm-start.
+      model: The freshly built model the Trainer is about to fit.
+
+    Returns:
+      None without --warm-start; else the training record's `warm_start`:
+      the release's version and model fingerprint, or `from_version` None
+      when there was no release and the model trains from scratch.
+
+    Raises:
+      ValueError: the release's layers do not fit this model (hidden_units
+        changed since): the message says to train once without --warm-start.
+    """
+    if base_model_dir is None:
+        return None
+    if not tf.io.gfile.exists(os.path.join(base_model_dir, files.SAVED_MODEL_FILE)):
+        logging.warning("--warm-start: no release to start from yet, training from scratch")
+        return {"from_version": None, "note": "no release to start from: trained from scratch"}
+    released = tf.keras.models.load_model(base_model_dir, compile=False)
+    weights = released.get_weights()
+    have = [tuple(weight.shape) for weight in weights]
+    want = [tuple(weight.shape) for weight in model.get_weights()]
+    if have != want:
+        raise ValueError(
+            f"--warm-start: the released model's weights {have} do not fit this Trainer's "
+            f"model {want} (hidden_units changed since that release); train once without "
+            "--warm-start"
+        )
+    model.set_weights(weights)
+    manifest = releases.read_manifest(base_model_dir) or {}
+    logging.info("--warm-start: starting from release %s", manifest.get("version"))
+    return {
+        "from_version": manifest.get("version"),
+        "model_fingerprint": manifest.get(releases.FINGERPRINT_KEY),
+    }
+
+
 def write_training_info(
-    record: dict[str, Any], config: TrainerConfig, saved_model_dir: str
+    record: dict[str, Any],
+    config: TrainerConfig,
+    saved_model_dir: str,
+    warm_start: dict[str, Any] | None = None,
 ) -> None:
-    """Writes `assets.extra/training.json`: hyper-parameters and the epochs, for the model card."""
+    """Writes `assets.extra/training.json`: hyper-parameters, epochs and the warm start, if any."""
     info = {
         "hyperparameters": config.to_custom_config(),
+        "warm_start": warm_start,
         "epochs_run": record["epochs_run"],
         "best_epoch": record["best_epoch"],
         "final_eval_accuracy": (record["metrics"].get("val_accuracy") or [None])[
@@ -415,6 +461,11 @@ def run_fn(fn_args: FnArgs) -> None:
     _check_legacy_keras()
     config = TrainerConfig.from_custom_config(fn_args.custom_config)
     tf.keras.utils.set_random_seed(config.seed)
+    model = build_keras_model(config.hidden_units, config.learning_rate, config.dropout_rate)
+    warm_start = warm_start_from(fn_args.base_model, model)
+    if warm_start and warm_start["from_version"] is not None:
+        config = config.for_warm_start()
+        tf.keras.backend.set_value(model.optimizer.learning_rate, config.learning_rate)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train_dataset = input_fn(
         fn_args.train_files,
@@ -428,7 +479,6 @@ def run_fn(fn_args: FnArgs) -> None:
     eval_dataset = input_fn(
         fn_args.eval_files, fn_args.data_accessor, tf_transform_output, config.batch_size
     )
-    model = build_keras_model(config.hidden_units, config.learning_rate, config.dropout_rate)
     callbacks = training_callbacks(config, fn_args.model_run_dir)
     history = model.fit(
         train_dataset,
@@ -440,5 +490,5 @@ def run_fn(fn_args: FnArgs) -> None:
     record = training_record(history, callbacks)
     write_history(record, fn_args.model_run_dir)
     export_serving_model(model, tf_transform_output, fn_args.serving_model_dir)
-    write_training_info(record, config, fn_args.serving_model_dir)
+    write_training_info(record, config, fn_args.serving_model_dir, warm_start)
     write_tflite(fn_args.serving_model_dir)

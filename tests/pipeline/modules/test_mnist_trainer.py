@@ -180,3 +180,59 @@ def test_training_record_keeps_each_epoch_and_the_best_one(tmp_path, caplog):
     mnist_trainer.write_history(record, str(tmp_path))
     assert artifacts.read_history(str(tmp_path)) == record
     assert artifacts.read_history(str(tmp_path / "nowhere")) is None
+
+
+def _released(tmp_path, hidden_units, version=7):
+    """A Keras model saved as run_fn saves it, with its manifest, as WarmStartModel copies it."""
+    model = mnist_trainer.build_keras_model(hidden_units, learning_rate=1e-3)
+    path = tmp_path / "base" / "Format-Serving"
+    model.save(str(path), save_format="tf", save_traces=False)
+    manifest = path / "assets.extra" / "release.json"
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps({"version": version, "model_fingerprint": "ab" * 32}))
+    return model, str(path)
+
+
+def test_a_warm_start_copies_the_released_weights_and_records_the_release(tmp_path):
+    released, path = _released(tmp_path, (8, 4))
+    tf.keras.utils.set_random_seed(1)
+    fresh = mnist_trainer.build_keras_model((8, 4), learning_rate=1e-3)
+    assert not np.array_equal(fresh.get_weights()[0], released.get_weights()[0])
+
+    record = mnist_trainer.warm_start_from(path, fresh)
+
+    assert record == {"from_version": 7, "model_fingerprint": "ab" * 32}
+    for copied, original in zip(fresh.get_weights(), released.get_weights(), strict=True):
+        np.testing.assert_array_equal(copied, original)
+
+
+def test_without_a_release_a_warm_start_trains_from_scratch_and_says_so(tmp_path, caplog):
+    tf.keras.utils.set_random_seed(1)
+    fresh = mnist_trainer.build_keras_model((8,), learning_rate=1e-3)
+    before = fresh.get_weights()
+    empty = tmp_path / "base" / "Format-Serving"  # LatestRelease before the first release
+
+    with caplog.at_level("WARNING"):
+        record = mnist_trainer.warm_start_from(str(empty), fresh)
+
+    assert record["from_version"] is None and "trained from scratch" in record["note"]
+    assert "no release to start from yet, training from scratch" in caplog.text
+    for kept, original in zip(fresh.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(kept, original)
+    assert mnist_trainer.warm_start_from(None, fresh) is None, "no --warm-start: no record"
+
+
+def test_a_release_of_another_architecture_is_a_clear_error(tmp_path):
+    _, path = _released(tmp_path, (8, 4))
+    other = mnist_trainer.build_keras_model((16,), learning_rate=1e-3)
+    with pytest.raises(ValueError, match="train once without --warm-start"):
+        mnist_trainer.warm_start_from(path, other)
+
+
+def test_the_warm_start_schedule_is_short_with_no_warm_up():
+    config = TrainerConfig(warm_start_epochs=3, warm_start_learning_rate=5e-4)
+    warm = config.for_warm_start()
+    assert (warm.max_epochs, warm.learning_rate, warm.warmup_epochs) == (3, 5e-4, 0)
+    rates = [mnist_trainer.cosine_learning_rate(warm, epoch) for epoch in range(3)]
+    assert rates[0] == pytest.approx(5e-4) and rates == sorted(rates, reverse=True)
+    assert rates[-1] == pytest.approx(warm.min_learning_rate)
