@@ -29,12 +29,12 @@ import shlex
 import sys
 import time
 
-from tfx.orchestration import metadata
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
 from components import tfds_mnist
 from contract import locks, releases, tfx_internals
+from contract import metadata_store as stores
 from pipeline import config as pipeline_config
 from pipeline import run_flags
 from pipeline.config import OutputLayout
@@ -61,6 +61,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--tfds-data-dir", help="default: <output-dir>/tfds")
     parser.add_argument(
+        "--metadata",
+        metavar="URL",
+        help="the ML Metadata store: sqlite:///PATH, or postgresql://USER@HOST:PORT/DBNAME for a "
+        "store a team shares (password from the URL, PGPASSWORD or a passfile; create its "
+        f"schema once with `{stores.INIT_COMMAND}`); default: <output-dir>/metadata.db",
+    )
+    parser.add_argument(
         "--extra-examples",
         metavar="DIR",
         help="folder of tf.Example TFRecord files (GZIP if *.gz, else plain) with `image` "
@@ -80,6 +87,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     run_flags.check_run_flags(parser, args)
+    if args.metadata is not None:
+        try:
+            stores.parse(args.metadata)
+        except stores.StoreError as error:
+            parser.error(str(error))
     if not args.download and not tfds_mnist.has_all_archives(args.mnist_dir):
         parser.error(
             f"--mnist-dir {args.mnist_dir} does not hold the four MNIST archives "
@@ -152,11 +164,16 @@ def run(args: argparse.Namespace, run_id: str | None = None) -> run_summary.RunS
         beam_pipeline_args=shlex.split(args.beam_args) if args.beam_args else None,
         extra_examples_dir=os.path.abspath(args.extra_examples) if args.extra_examples else None,
         spans_dir=_spans_dir(args.spans_dir),
-        metadata_connection_config=metadata.sqlite_metadata_connection_config(layout.metadata_path),
+        metadata_connection_config=stores.connection_config(stores.parse(metadata_of(args))),
     )
     run_id = run_id or new_run_id()
     run_with_id(pipeline, run_id)
-    return run_summary.latest_run_summary(layout.metadata_path, config.pipeline_name, run_id)
+    return run_summary.latest_run_summary(metadata_of(args), config.pipeline_name, run_id)
+
+
+def metadata_of(args: argparse.Namespace) -> str:
+    """The run's ML Metadata store: --metadata, else `<output-dir>/metadata.db`."""
+    return args.metadata or OutputLayout(os.path.abspath(args.output_dir)).metadata_path
 
 
 def _spans_dir(path: str | None) -> str | None:
@@ -203,16 +220,19 @@ def header_lines(args: argparse.Namespace, run_id: str, log_path: str) -> list[s
         f"  release gate test accuracy >= {config.accuracy_threshold}, not worse than the "
         "newest release",
         f"  log          {shown(log_path)}",
+        *([f"  metadata     {stores.parse(args.metadata).redacted()}"] if args.metadata else []),
     ]
 
 
-def write_run_report(output_dir: str, run_id: str, failure: str | None) -> str:
+def write_run_report(
+    output_dir: str, run_id: str, failure: str | None, metadata_url: str | None = None
+) -> str:
     """Writes the run's HTML report; returns a line saying where (or why not)."""
     started = time.monotonic()
     try:
         from reporting import report
 
-        path = report.write_report(os.path.abspath(output_dir), run_id, failure)
+        path = report.write_report(os.path.abspath(output_dir), run_id, failure, metadata_url)
     except Exception as error:  # noqa: BLE001 - the run's outcome stands without its report
         logging.exception("run report not written")
         return f"Report: not written ({type(error).__name__}: {error})"
@@ -233,18 +253,20 @@ def main(argv: list[str] | None = None) -> int:
     log_path = os.path.join(OutputLayout(output_dir).logs_dir, f"{run_id}.log")
     try:
         with locks.hold_output_dir(output_dir):
+            if args.metadata is not None:
+                stores.open_store(args.metadata)  # before any work: say now if it cannot be used
             os.makedirs(os.path.dirname(log_path), exist_ok=True)
             if args.verbose:
                 return _run_verbose(args, run_id, log_path)
             return _run_quiet(args, run_id, log_path)
-    except locks.OutputDirBusyError as error:
+    except (locks.OutputDirBusyError, stores.StoreError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
 
 def _run_quiet(args: argparse.Namespace, run_id: str, log_path: str) -> int:
     """The default: progress lines on the terminal, everything else in the log."""
-    metadata_path = OutputLayout(os.path.abspath(args.output_dir)).metadata_path
+    metadata_path = metadata_of(args)
     pipeline_name = run_config(args).pipeline_name
     with run_console.output_to_log(log_path) as terminal:
         console = run_console.RunConsole(terminal)
@@ -261,7 +283,7 @@ def _run_quiet(args: argparse.Namespace, run_id: str, log_path: str) -> int:
             exit_code, outcome, failure = _outcome(args, run_id)
             if failure is not None:
                 console.component_failed()
-            report_line = write_run_report(args.output_dir, run_id, failure)
+            report_line = write_run_report(args.output_dir, run_id, failure, args.metadata)
             if failure is not None:
                 console.error(failure)
                 console.error(f"Log: {run_summary.shown_path(log_path)}")
@@ -282,7 +304,7 @@ def _run_verbose(args: argparse.Namespace, run_id: str, log_path: str) -> int:
         handlers = [run_console.log_file_handler(sys.stderr), run_console.log_file_handler(log)]
         with run_console.logging_to(handlers):
             exit_code, outcome, failure = _outcome(args, run_id)
-            report_line = write_run_report(args.output_dir, run_id, failure)
+            report_line = write_run_report(args.output_dir, run_id, failure, args.metadata)
     if failure is not None:
         print(failure, file=sys.stderr)
         print(f"Log: {run_summary.shown_path(log_path)}", file=sys.stderr)

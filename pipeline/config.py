@@ -49,9 +49,9 @@ class TrainerConfig:
     after lr_plateau_patience flat epochs (the schedule before issue 12)."""
     warmup_epochs: int = 2
     seed: int = 42
-    warm_start_epochs: int = 4
+    warm_start_epochs: int = 5
     """With --warm-start and a release to start from: epochs of the short schedule."""
-    warm_start_learning_rate: float = 1e-3
+    warm_start_learning_rate: float = 3e-4
     """...its learning rate (no warm-up; cosine decay to min_learning_rate)."""
 
     def for_warm_start(self) -> "TrainerConfig":

@@ -36,6 +36,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from contract import artifacts, releases
 from contract import evaluation as evaluation_results
+from contract import metadata_store as stores
 from contract.layout import OutputLayout
 from reporting import metadata
 from reporting.metadata import Lineage, artifact_property, iso_time
@@ -332,10 +333,15 @@ def render_runs(rows: list[dict[str, Any]]) -> str:
 def chain_for(metadata_path: str, model_path: str | None) -> list[Step]:
     """The chain of a release: through ML Metadata if it knows it, else its manifest.
 
+    Args:
+      metadata_path: The store: a SQLite path or a `--metadata` URL.
+      model_path: A release's version dir; None for the newest release ML Metadata knows.
+
     Raises:
       LookupError: no release found.
+      contract.metadata_store.StoreError: a `--metadata` URL that cannot be opened.
     """
-    if os.path.exists(metadata_path):
+    if "://" in metadata_path or os.path.exists(metadata_path):
         store = metadata.connect(metadata_path)
         if model_path:
             steps = trace_manifest(store, model_path)
@@ -358,11 +364,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="every run and release")
     parser.add_argument("--json", action="store_true", help="JSON instead of text")
     parser.add_argument("--pipeline-name", default="mnist")
+    parser.add_argument(
+        "--metadata",
+        metavar="URL",
+        help="the ML Metadata store (sqlite:///PATH or postgresql://USER@HOST:PORT/DB); "
+        "default: <output-dir>/metadata.db",
+    )
     args = parser.parse_args(argv)
-    metadata_path = OutputLayout(args.output_dir).metadata_path
+    metadata_path = args.metadata or OutputLayout(args.output_dir).metadata_path
     try:
         if args.list:
-            if not os.path.exists(metadata_path):
+            if "://" not in metadata_path and not os.path.exists(metadata_path):
                 raise LookupError(f"no ML Metadata at {metadata_path}; run local_runner.py first")
             rows = list_runs(metadata.connect(metadata_path), args.pipeline_name)
             print(json.dumps(rows, indent=2) if args.json else render_runs(rows))
@@ -373,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.json
                 else render_chain(steps)
             )
-    except LookupError as error:
+    except (LookupError, stores.StoreError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -2,15 +2,26 @@
 
 The run summary, the lineage command and the HTML report all read a run
 through these functions, so they agree on what a run did and which
-artifact came from where. Read-only: nothing here writes to the store.
+artifact came from where. Read-only: nothing here writes to the store,
+except the one explicit step that creates a shared store's schema:
+
+    python -m reporting.metadata init-store --metadata postgresql://USER@HOST:PORT/DBNAME
+
+(`contract.metadata_store`: run it once before the first run into a new
+PostgreSQL database; it creates the database if it is missing, and
+upgrades an older schema.)
 """
 
+import argparse
 import dataclasses
 import datetime
+import sys
 from typing import Any
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+
+from contract import metadata_store as stores
 
 Artifact = metadata_store_pb2.Artifact
 
@@ -32,12 +43,13 @@ class ComponentRun:
     outputs: dict[str, metadata_store_pb2.Artifact]
 
 
-def connect(metadata_path: str) -> metadata_store.MetadataStore:
-    """Opens the SQLite ML Metadata store of a local run, read-only."""
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = metadata_path
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    return metadata_store.MetadataStore(config)
+def connect(metadata: str) -> metadata_store.MetadataStore:
+    """Opens a run's ML Metadata for reading: a SQLite path or a `--metadata` URL.
+
+    Raises:
+      contract.metadata_store.StoreError: it cannot be opened (the message says why).
+    """
+    return stores.open_store(metadata, readonly=True)
 
 
 def _node_id(store: metadata_store.MetadataStore, execution_id: int, pipeline_name: str) -> str:
@@ -97,9 +109,9 @@ def run_context(
     return max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
 
 
-def node_state(metadata_path: str, pipeline_name: str, run_id: str, node_id: str) -> str:
+def node_state(metadata: str, pipeline_name: str, run_id: str, node_id: str) -> str:
     """How `node_id` ended in run `run_id`: executed, cached, failed, ... or unknown."""
-    store = connect(metadata_path)
+    store = connect(metadata)
     try:
         context = run_context(store, run_id)
     except LookupError:
@@ -169,3 +181,24 @@ class Lineage:
 
     def outputs(self, execution_id: int) -> dict[str, list[Artifact]]:
         return self._linked(execution_id, metadata_store_pb2.Event.OUTPUT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`init-store --metadata URL`: creates (or upgrades) a store's schema; exit 0 or 1."""
+    parser = argparse.ArgumentParser(description="ML Metadata store commands")
+    commands = parser.add_subparsers(dest="command", required=True)
+    init = commands.add_parser("init-store", help="create or upgrade the schema, once")
+    init.add_argument("--metadata", required=True, help="postgresql://USER@HOST:PORT/DBNAME")
+    args = parser.parse_args(argv)
+    try:
+        where = stores.parse(args.metadata)
+        stores.open_store(where, create=True)
+    except stores.StoreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"ML Metadata store ready: {where.redacted()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

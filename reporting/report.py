@@ -27,6 +27,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
+from contract.layout import OutputLayout
 from reporting import plots, report_data
 
 REPORT_SECTIONS: tuple[str, ...] = report_data.SECTION_IDS
@@ -169,14 +170,22 @@ def _point_latest(reports_dir: str, run_folder: str) -> None:
     os.replace(temporary, latest)
 
 
-def write_report(output_dir: str, run_id: str | None = None, failure: str | None = None) -> str:
+def write_report(
+    output_dir: str,
+    run_id: str | None = None,
+    failure: str | None = None,
+    metadata_url: str | None = None,
+) -> str:
     """Writes the HTML report of one run and points `reports/latest` at it.
 
     Args:
       output_dir: The runner's --output-dir (holds metadata.db).
-      run_id: The run to report; None for the newest run in ML Metadata.
+      run_id: The run to report; None for the newest run in ML Metadata
+        (with a shared `metadata_url`: the newest run of this output dir,
+        whose log is in `<output_dir>/logs/`).
       failure: The runner's error message when the run stopped; shown in
         the outcome banner.
+      metadata_url: The runner's --metadata, if it had one (a shared store).
 
     Returns:
       The path of the written `<output_dir>/reports/<run_id>/index.html`.
@@ -185,7 +194,9 @@ def write_report(output_dir: str, run_id: str | None = None, failure: str | None
       report_data.NoMetadataError: no ML Metadata in output_dir, or no such run.
     """
     started = time.monotonic()
-    data = report_data.gather(output_dir, run_id, failure)
+    if run_id is None and metadata_url:
+        run_id = newest_local_run(output_dir)
+    data = report_data.gather(output_dir, run_id, failure, metadata_url)
     report_dir = run_report_dir(output_dir, data.run_id)
     os.makedirs(report_dir, exist_ok=True)
     index = os.path.join(report_dir, INDEX_FILE)
@@ -200,14 +211,26 @@ def write_report(output_dir: str, run_id: str | None = None, failure: str | None
     return index
 
 
+def newest_local_run(output_dir: str) -> str | None:
+    """The newest run id whose log is in `<output_dir>/logs/` (run ids sort by time)."""
+    logs = OutputLayout(output_dir).logs_dir
+    names = [name[: -len(".log")] for name in os.listdir(logs)] if os.path.isdir(logs) else []
+    return max(names, default=None)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Writes the report; prints its path. Exit status 1 with a one-line reason on failure."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output-dir", default="output", help="the runner's --output-dir")
     parser.add_argument("--run", metavar="RUN_ID", help="a run id (default: the newest run)")
+    parser.add_argument(
+        "--metadata",
+        metavar="URL",
+        help="the runner's --metadata store, if it had one (default: <output-dir>/metadata.db)",
+    )
     args = parser.parse_args(argv)
     try:
-        print(write_report(args.output_dir, args.run))
+        print(write_report(args.output_dir, args.run, metadata_url=args.metadata))
     except report_data.NoMetadataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -26,6 +26,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from contract import artifacts, files, releases
 from contract import evaluation as evaluation_results
+from contract import metadata_store as stores
 from contract.artifacts import Anomaly, read_anomalies
 from contract.layout import PIPELINE_NAME, OutputLayout
 from reporting import lineage, metadata, run_summary
@@ -213,12 +214,22 @@ def _property(artifact: metadata_store_pb2.Artifact, name: str):
     return value
 
 
-def open_store(output_dir: str) -> metadata_store.MetadataStore:
+def open_store(output_dir: str, metadata_url: str | None = None) -> metadata_store.MetadataStore:
     """Opens the run's ML Metadata read-only.
 
+    Args:
+      output_dir: The runner's --output-dir.
+      metadata_url: The runner's --metadata, if it had one (a shared store).
+
     Raises:
-      NoMetadataError: there is no metadata.db under output_dir.
+      NoMetadataError: there is no metadata.db under output_dir, or the
+        `--metadata` store cannot be opened (the message says why).
     """
+    if metadata_url:
+        try:
+            return metadata.connect(metadata_url)
+        except stores.StoreError as error:
+            raise NoMetadataError(str(error)) from None
     metadata_path = OutputLayout(output_dir).metadata_path
     if not os.path.isfile(metadata_path):
         raise NoMetadataError(
@@ -447,13 +458,19 @@ def _lineage(
     return None
 
 
-def gather(output_dir: str, run_id: str | None = None, failure: str | None = None) -> ReportData:
+def gather(
+    output_dir: str,
+    run_id: str | None = None,
+    failure: str | None = None,
+    metadata_url: str | None = None,
+) -> ReportData:
     """Reads one run of the local pipeline in output_dir.
 
     Args:
       output_dir: The runner's --output-dir (holds metadata.db).
       run_id: The run (its `pipeline_run` context name); None for the newest.
       failure: The runner's error message, when the run stopped.
+      metadata_url: The runner's --metadata, if it had one (a shared store).
 
     Returns:
       The report's data; sections the run has no data for are None, with
@@ -462,10 +479,10 @@ def gather(output_dir: str, run_id: str | None = None, failure: str | None = Non
     Raises:
       NoMetadataError: no ML Metadata in output_dir, or no such run.
     """
-    store = open_store(output_dir)
+    store = open_store(output_dir, metadata_url)
     run = find_run(store, run_id)
     summary = run_summary.latest_run_summary(
-        OutputLayout(output_dir).metadata_path, PIPELINE_NAME, run.name
+        metadata_url or OutputLayout(output_dir).metadata_path, PIPELINE_NAME, run.name
     )
     components = summary.components
     runs = {component.node_id: component for component in components}

@@ -8,6 +8,7 @@ threshold it missed), and where it was released.
 import dataclasses
 import os
 
+from contract import metadata_store as stores
 from contract.errors import InputError
 from contract.evaluation import (
     digit_accuracy,
@@ -98,12 +99,18 @@ def shown_path(path: str | None) -> str | None:
 def latest_run_summary(
     metadata_path: str, pipeline_name: str, run_id: str | None = None
 ) -> RunSummary:
-    """Summarizes run `run_id` of `pipeline_name` (None: the most recent run)."""
+    """Summarizes run `run_id` of `pipeline_name` (None: the most recent run).
+
+    Args:
+      metadata_path: The store: a SQLite path or a `--metadata` URL.
+      pipeline_name: The pipeline's name.
+      run_id: The run; None for the most recent one.
+    """
     store = metadata.connect(metadata_path)
     try:
         context = metadata.run_context(store, run_id)
     except LookupError as error:
-        raise LookupError(f"{error} ({metadata_path})") from None
+        raise LookupError(f"{error} ({stores.parse(metadata_path).redacted()})") from None
     components = metadata.component_runs(store, context.id, pipeline_name)
     by_node = {c.node_id: c for c in components}
     evaluation = by_node.get("Evaluator")

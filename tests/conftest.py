@@ -4,8 +4,14 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import dataclasses
 import pathlib
+import shutil
+import socket
+import subprocess
 import sys
+import tempfile
+import urllib.parse
 
 import pytest
 
@@ -71,3 +77,67 @@ def released_run(tmp_path_factory, run_small_pipeline) -> str:
     output_dir = str(tmp_path_factory.mktemp("released_run"))
     assert run_small_pipeline(output_dir) == 0
     return output_dir
+
+
+POSTGRES_URL_ENV = "MLMD_TEST_POSTGRES_URL"
+"""A PostgreSQL server the tests may use (.ci/run starts one); else they start their own."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PostgresServer:
+    """A PostgreSQL server for the shared-store tests: its URL and port, fresh databases."""
+
+    url: str
+    port: int
+
+    def database(self, name: str) -> str:
+        """The URL of database `name` on this server (created by init-store, not here)."""
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
+
+    def sql(self, database: str, statement: str) -> str:
+        process = subprocess.run(
+            [
+                str(PROJECT_ROOT / "scripts" / "postgres.sh"),
+                "sql",
+                str(self.port),
+                database,
+                statement,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return process.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A live PostgreSQL server: $MLMD_TEST_POSTGRES_URL's, else one started for the session.
+
+    Skipped, saying why, only where no server can be started (no binaries and
+    no way to install Debian's postgresql).
+    """
+    given = os.environ.get(POSTGRES_URL_ENV)
+    if given:
+        yield PostgresServer(given, urllib.parse.urlsplit(given).port)
+        return
+    # Under /tmp itself: as root the server runs as `postgres`, which cannot enter
+    # pytest's own (private) temp dirs.
+    root = tempfile.mkdtemp(prefix="mlmd-postgres-")
+    os.chmod(root, 0o755)
+    data_dir = os.path.join(root, "server")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = str(PROJECT_ROOT / "scripts" / "postgres.sh")
+    started = subprocess.run(
+        [script, "start", str(data_dir), str(port)], capture_output=True, text=True
+    )
+    if started.returncode != 0:
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.skip(f"no PostgreSQL server could be started here: {started.stderr.strip()[-500:]}")
+    try:
+        yield PostgresServer(started.stdout.strip(), port)
+    finally:
+        subprocess.run([script, "stop", str(data_dir)], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)

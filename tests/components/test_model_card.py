@@ -273,7 +273,7 @@ def test_the_training_method_says_where_a_warm_start_began():
         warm, {"from_version": 1796295804, "model_fingerprint": "0123456789abcdef" * 4}
     )
     assert text.startswith("Warm-started from release 1796295804's weights (model 0123456789ab)")
-    assert "at most 4 epochs" in text and "learning rate 0.001, cosine decay" in text
+    assert "at most 5 epochs" in text and "learning rate 0.0003, cosine decay" in text
     assert "warmed up" not in text
     scratch = model_card.training_method(warm, {"from_version": None})
     assert scratch.startswith("Warm start asked for, but there was no release yet")

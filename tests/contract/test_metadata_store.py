@@ -1,0 +1,213 @@
+"""The --metadata URL, the ConnectionConfig built from it, and a real PostgreSQL server.
+
+Without a server: the URL forms, the password never shown, the config fields.
+With one (the `postgres` fixture: .ci/run's server, else one started here):
+init-store creates the database and schema once, also when four run at the
+same moment (ML Metadata's own creation race fails three of four clients on
+an empty database); a run's connection never creates a schema; and each
+failure (server down, wrong password, missing database, uninitialised, a
+newer schema) is one line that says what to do and never holds the password.
+"""
+
+import multiprocessing
+import socket
+import subprocess
+import sys
+import uuid
+
+import pytest
+from ml_metadata.proto import metadata_store_pb2
+
+from contract import metadata_store as stores
+from reporting import metadata as metadata_command
+from tests.conftest import PROJECT_ROOT, SMALL_RUN_FLAGS
+
+
+def test_sqlite_urls_and_plain_paths_name_a_file():
+    assert stores.parse("sqlite:///output/metadata.db").path == "output/metadata.db"
+    assert stores.parse("sqlite:////srv/mlmd/metadata.db").path == "/srv/mlmd/metadata.db"
+    assert stores.parse("output/metadata.db") == stores.StoreURL(
+        "sqlite", path="output/metadata.db"
+    )
+
+
+def test_a_postgresql_url_gives_every_field_and_never_shows_its_password(monkeypatch):
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.delenv("PGPASSFILE", raising=False)
+    store = stores.parse("postgresql://team:s%40cret@db.example:6543/mlmd?sslmode=require")
+    assert (store.host, store.port, store.user, store.password, store.dbname, store.sslmode) == (
+        "db.example",
+        6543,
+        "team",
+        "s@cret",
+        "mlmd",
+        "require",
+    )
+    assert store.redacted() == str(store) == "postgresql://team@db.example:6543/mlmd"
+    assert "s@cret" not in repr(store)
+    assert stores.parse("postgres://team@db/mlmd").port == stores.DEFAULT_PORT
+
+
+def test_the_password_may_come_from_pgpassword_or_a_passfile(monkeypatch, tmp_path):
+    monkeypatch.setenv("PGPASSWORD", "from-env")
+    assert stores.parse("postgresql://team@db/mlmd").password == "from-env"
+    assert stores.parse("postgresql://team:given@db/mlmd").password == "given"
+    monkeypatch.delenv("PGPASSWORD")
+    passfile = tmp_path / "pgpass"
+    store = stores.parse(f"postgresql://team@db/mlmd?passfile={passfile}")
+    assert store.password is None and store.passfile == str(passfile)
+    assert stores.connection_config(store).postgresql.passfile == str(passfile)
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mysql://team@db/mlmd", "unknown scheme 'mysql'"),
+        ("postgresql://db.example/mlmd", "no user"),
+        ("postgresql://team@db.example", "no dbname"),
+        ("postgresql://team:pw@db.example:port/mlmd", "the port is not a number"),
+        ("postgresql://team@db/mlmd?colour=blue", "unknown option(s) ['colour']"),
+        ("sqlite://", "expected sqlite:///PATH"),
+        ("", "empty --metadata"),
+    ],
+)
+def test_a_bad_url_is_an_error_that_gives_the_forms_and_not_the_password(url, says):
+    with pytest.raises(stores.StoreError) as raised:
+        stores.parse(url)
+    assert says in str(raised.value)
+    assert ":pw@" not in str(raised.value)
+
+
+def test_the_runner_refuses_a_bad_url_before_running(tmp_path):
+    process = subprocess.run(
+        [sys.executable, "local_runner.py", f"--output-dir={tmp_path}", "--metadata=mysql://x/y"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert process.returncode == 2 and "unknown scheme 'mysql'" in process.stderr
+    assert not any(tmp_path.iterdir()), "nothing written"
+
+
+def test_the_connection_config_is_built_in_one_place():
+    store = stores.parse("postgresql://team:pw@db:6543/mlmd")
+    config = stores.connection_config(store)
+    assert config.postgresql.host == "db" and config.postgresql.port == "6543"
+    assert config.postgresql.skip_db_creation, "runs never create a database"
+    assert config.retry_options.max_num_retries == stores.ABORTED_RETRIES
+    assert not stores.connection_config(store, create=True).postgresql.skip_db_creation
+    sqlite = stores.connection_config(stores.parse("out/metadata.db"), readonly=True)
+    assert sqlite.sqlite.connection_mode == metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+
+
+# --- with a real server ---
+
+
+def _fresh(postgres) -> str:
+    return postgres.database(f"mlmd_{uuid.uuid4().hex[:10]}")
+
+
+def _init(url: str, results) -> None:
+    try:
+        stores.open_store(url, create=True)
+        results.put("ok")
+    except stores.StoreError as error:
+        results.put(str(error))
+
+
+def test_init_store_creates_the_database_and_schema_once_even_four_at_a_time(postgres, capsys):
+    url = _fresh(postgres)
+    results = multiprocessing.get_context("spawn").Queue()
+    clients = [
+        multiprocessing.get_context("spawn").Process(target=_init, args=(url, results))
+        for _ in range(4)
+    ]
+    for client in clients:
+        client.start()
+    for client in clients:
+        client.join(timeout=120)
+    assert sorted(results.get(timeout=5) for _ in clients) == ["ok"] * 4
+    dbname = url.rsplit("/", 1)[1]
+    assert postgres.sql(dbname, "select count(*) from mlmdenv") == "1"
+    store = stores.open_store(url)  # a run's connection: the schema is there
+    assert store.get_artifact_types() == []
+    assert metadata_command.main(["init-store", "--metadata", url]) == 0, "again: a no-op"
+    out = capsys.readouterr().out
+    assert out.strip() == f"ML Metadata store ready: {stores.parse(url).redacted()}"
+    assert "mlmd-test" not in out
+
+
+def test_a_run_never_creates_the_schema_of_an_empty_database(postgres):
+    url = _fresh(postgres)
+    dbname = url.rsplit("/", 1)[1]
+    postgres.sql("postgres", f"create database {dbname}")
+    with pytest.raises(stores.StoreError) as raised:
+        stores.open_store(url)
+    assert str(raised.value) == (
+        f"{stores.parse(url).redacted()} holds no ML Metadata schema yet: create it once with "
+        f"`{stores.INIT_COMMAND}` (runs never create it: two meeting an empty database would "
+        "both try)"
+    )
+    tables = "select count(*) from information_schema.tables where table_schema = 'public'"
+    assert postgres.sql(dbname, tables) == "0"
+
+
+def test_each_failure_is_one_line_that_says_what_to_do(postgres, monkeypatch):
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    good = _fresh(postgres)
+    stores.open_store(good, create=True)
+    base = good.rsplit("/", 1)[0]
+    wrong_password = base.replace(":mlmd-test@", ":not-this-one@") + "/postgres"
+    free = _unused_port()
+    down = f"postgresql://mlmd:mlmd-test@127.0.0.1:{free}/postgres"
+    cases = {
+        down: f"cannot reach PostgreSQL at 127.0.0.1:{free} (Connection refused): start the "
+        "server, or fix host and port in --metadata",
+        wrong_password: f"PostgreSQL at 127.0.0.1:{postgres.port} refused user 'mlmd' "
+        '(password authentication failed for user "mlmd"): give the right password in the URL, '
+        "PGPASSWORD or a passfile",
+        f"{base}/no_such_db": f"database 'no_such_db' does not exist on 127.0.0.1:{postgres.port}: "
+        f"create it with `{stores.INIT_COMMAND}`",
+    }
+    for url, message in cases.items():
+        with pytest.raises(stores.StoreError) as raised:
+            stores.open_store(url)
+        assert str(raised.value) == message
+        assert "\n" not in str(raised.value) and "not-this-one" not in str(raised.value)
+    dbname = good.rsplit("/", 1)[1]
+    postgres.sql(dbname, "update mlmdenv set schema_version = 99")
+    with pytest.raises(
+        stores.StoreError, match=r"created by a newer ML Metadata \(schema version 99"
+    ):
+        stores.open_store(good)
+
+
+def test_the_runner_with_an_unusable_store_stops_before_any_work(postgres, tmp_path, mnist_dir):
+    url = _fresh(postgres)  # never initialised: no database yet
+    process = subprocess.run(
+        [
+            sys.executable,
+            "local_runner.py",
+            f"--output-dir={tmp_path / 'out'}",
+            f"--mnist-dir={mnist_dir}",
+            f"--metadata={url}",
+            *SMALL_RUN_FLAGS,
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert process.returncode == 1
+    (line,) = [line for line in process.stderr.splitlines() if line.startswith("error: ")]
+    assert "does not exist" in line and stores.INIT_COMMAND in line
+    assert "mlmd-test" not in process.stderr + process.stdout
+    assert not (tmp_path / "out" / "serving").exists(), "nothing released"
+    assert not (tmp_path / "out" / "pipeline").exists(), "no pipeline work started"
+
+
+def _unused_port() -> int:
+    """A loopback port nothing listens on (bound, then closed again)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
