@@ -25,6 +25,7 @@ a concurrent writer is retried.
 import contextlib
 import dataclasses
 import os
+import random
 import re
 import socket
 import tempfile
@@ -41,7 +42,12 @@ DEFAULT_PORT = 5432
 ABORTED_RETRIES = 5
 """ML Metadata's retries of a transaction aborted by a concurrent writer."""
 INIT_COMMAND = "python -m reporting.metadata init-store --metadata URL"
-_INIT_RACE = re.compile(r"duplicate key value|already exists|MLMDEnv|schema_version")
+_INIT_RACE = re.compile(
+    r"duplicate key value|already exists|MLMDEnv|schema_version|subset of tables|"
+    r"concurrent connection"
+)
+"""What ML Metadata says when another client is creating the same schema (or database)."""
+INIT_ATTEMPTS = 10
 _NEWER = re.compile(r"database version (\d+) is greater than library version (\d+)")
 
 
@@ -280,7 +286,7 @@ def open_store(
         except Exception as error:  # noqa: BLE001 - ML Metadata raises plain errors
             raise _explain(store, error, []) from None
     config = connection_config(store, create=create)
-    for attempt in range(ABORTED_RETRIES + 1):
+    for attempt in range(INIT_ATTEMPTS):
         native: list[str] = []
         try:
             with _native_stderr(native):
@@ -290,8 +296,8 @@ def open_store(
                     metadata_store.MetadataStore(config)
                 return metadata_store.MetadataStore(config)
         except Exception as error:  # noqa: BLE001 - ML Metadata raises plain errors
-            if create and _INIT_RACE.search(str(error)) and attempt < ABORTED_RETRIES:
-                time.sleep(0.2 * (attempt + 1))  # another init-store is creating it
+            if create and _INIT_RACE.search(str(error)) and attempt < INIT_ATTEMPTS - 1:
+                time.sleep(0.2 * (attempt + 1) + random.random() * 0.2)  # another is creating it
                 continue
             raise _explain(store, error, native) from None
     raise AssertionError("unreachable")
