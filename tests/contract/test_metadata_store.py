@@ -11,8 +11,6 @@ newer schema) is one line that says what to do and never holds the password.
 
 import multiprocessing
 import socket
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -20,7 +18,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from contract import metadata_store as stores
 from reporting import metadata as metadata_command
-from tests.conftest import PROJECT_ROOT, SMALL_RUN_FLAGS
+from tests.conftest import SMALL_RUN_FLAGS
 
 
 def test_sqlite_urls_and_plain_paths_name_a_file():
@@ -78,14 +76,12 @@ def test_a_bad_url_is_an_error_that_gives_the_forms_and_not_the_password(url, sa
     assert ":pw@" not in str(raised.value)
 
 
-def test_the_runner_refuses_a_bad_url_before_running(tmp_path):
-    process = subprocess.run(
-        [sys.executable, "local_runner.py", f"--output-dir={tmp_path}", "--metadata=mysql://x/y"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert process.returncode == 2 and "unknown scheme 'mysql'" in process.stderr
+def test_the_runner_refuses_a_bad_url_before_running(tmp_path, capsys):
+    import local_runner
+
+    with pytest.raises(SystemExit) as exited:
+        local_runner.parse_args([f"--output-dir={tmp_path}", "--metadata=mysql://x/y"])
+    assert exited.value.code == 2 and "unknown scheme 'mysql'" in capsys.readouterr().err
     assert not any(tmp_path.iterdir()), "nothing written"
 
 
@@ -182,26 +178,18 @@ def test_each_failure_is_one_line_that_says_what_to_do(postgres, monkeypatch):
         stores.open_store(good)
 
 
-def test_the_runner_with_an_unusable_store_stops_before_any_work(postgres, tmp_path, mnist_dir):
+def test_the_runner_with_an_unusable_store_stops_before_any_work(
+    postgres, tmp_path, mnist_dir, capsys
+):
+    import local_runner
+
     url = _fresh(postgres)  # never initialised: no database yet
-    process = subprocess.run(
-        [
-            sys.executable,
-            "local_runner.py",
-            f"--output-dir={tmp_path / 'out'}",
-            f"--mnist-dir={mnist_dir}",
-            f"--metadata={url}",
-            *SMALL_RUN_FLAGS,
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert process.returncode == 1
-    (line,) = [line for line in process.stderr.splitlines() if line.startswith("error: ")]
+    flags = [f"--output-dir={tmp_path / 'out'}", f"--mnist-dir={mnist_dir}", f"--metadata={url}"]
+    assert local_runner.main([*flags, *SMALL_RUN_FLAGS]) == 1
+    captured = capsys.readouterr()
+    (line,) = [line for line in captured.err.splitlines() if line.startswith("error: ")]
     assert "does not exist" in line and stores.INIT_COMMAND in line
-    assert "mlmd-test" not in process.stderr + process.stdout
+    assert "mlmd-test" not in captured.err + captured.out
     assert not (tmp_path / "out" / "serving").exists(), "nothing released"
     assert not (tmp_path / "out" / "pipeline").exists(), "no pipeline work started"
 
