@@ -179,6 +179,21 @@ def served_accuracy(serving_dir: str, digits: example_export.DigitArrays) -> flo
     return float(np.mean(classes == digits.labels))
 
 
+def base_flags(args: argparse.Namespace, smoke_epochs: int) -> list[str]:
+    """The runner's flags for a base of `args.base` digits; `--smoke` shrinks it (and args)."""
+    if not args.smoke:
+        return [f"--train-limit={args.base}", "--eval-holdout=3000"]
+    args.base, args.span_size = 3000, 600
+    return [
+        f"--train-limit={args.base}",
+        "--eval-holdout=300",
+        "--test-limit=1000",
+        f"--epochs={smoke_epochs}",
+        "--accuracy-threshold=0.5",
+        "--span-accuracy-threshold=0.5",
+    ]
+
+
 def run_once(work_dir: str, flags: list[str]) -> tuple[int, float, str]:
     started = time.monotonic()
     process = subprocess.run(
@@ -234,17 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(work_dir, ignore_errors=True)
     spans_dir = os.path.join(work_dir, "spans")
     os.makedirs(os.path.join(spans_dir, "_quarantine"))
-    flags = [f"--train-limit={args.base}", "--eval-holdout=3000"]
-    if args.smoke:
-        args.base, args.span_size = 3000, 600
-        flags = [
-            f"--train-limit={args.base}",
-            "--eval-holdout=300",
-            "--test-limit=1000",
-            "--epochs=8",
-            "--accuracy-threshold=0.5",
-            "--span-accuracy-threshold=0.5",
-        ]
+    flags = base_flags(args, smoke_epochs=8)
     serving_dir = os.path.join(work_dir, "out", "serving", pipeline_config.PIPELINE_NAME)
     pipeline_root = os.path.join(work_dir, "out", "pipeline")
     arrivals: list[Arrival] = []

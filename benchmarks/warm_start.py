@@ -108,18 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work_dir = os.path.abspath(args.work_dir)
     shutil.rmtree(work_dir, ignore_errors=True)
-    flags = [f"--train-limit={args.base}", "--eval-holdout=3000"]
+    flags = continuous.base_flags(args, smoke_epochs=4)
     if args.smoke:
-        args.base, args.span_size = 3000, 600
-        flags = [
-            f"--train-limit={args.base}",
-            "--eval-holdout=300",
-            "--test-limit=1000",
-            "--epochs=4",
-            "--warm-start-epochs=1",
-            "--accuracy-threshold=0.5",
-            "--span-accuracy-threshold=0.5",
-        ]
+        flags.append("--warm-start-epochs=1")
     base_dir = os.path.join(work_dir, "base")
     base = measure("base (cold, MNIST only)", base_dir, flags)
     if base.released is None:

@@ -15,9 +15,6 @@ records what its tests check right after it:
 6. `prune --keep 1`: B goes; A stays (C is a rollback to it), C is served.
 """
 
-import contextlib
-import dataclasses
-import io
 import os
 import shutil
 
@@ -25,32 +22,12 @@ import pytest
 
 import local_runner
 from contract import releases, rollback
-from reporting import metadata
 from reporting import releases as releases_command
+from tests.test_spans import run_and_read
 
 pytestmark = pytest.mark.e2e
 
 WARM = ("--warm-start", "--warm-start-epochs=2")
-
-
-@dataclasses.dataclass(frozen=True)
-class Step:
-    exit_code: int
-    output: str
-    versions: list[int]
-    states: dict[str, str]
-
-
-def _run(run_small_pipeline, output_dir, *flags) -> Step:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        exit_code = run_small_pipeline(output_dir, *flags)
-    layout = local_runner.OutputLayout(output_dir)
-    store = metadata.connect(layout.metadata_path)
-    context = metadata.run_context(store)
-    states = {run.node_id: run.state for run in metadata.component_runs(store, context.id, "mnist")}
-    versions = [released.version for released in releases.list_releases(layout.serving_model_dir)]
-    return Step(exit_code, out.getvalue(), versions, states)
 
 
 def _training(serving, version):
@@ -74,12 +51,12 @@ def serving(output_dir):
 
 @pytest.fixture(scope="module")
 def scratch(output_dir, run_small_pipeline):
-    return _run(run_small_pipeline, output_dir, "--warm-start")
+    return run_and_read(run_small_pipeline, output_dir, "--warm-start")
 
 
 @pytest.fixture(scope="module")
 def warm(scratch, output_dir, run_small_pipeline):
-    return _run(run_small_pipeline, output_dir, *WARM)
+    return run_and_read(run_small_pipeline, output_dir, *WARM)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +66,7 @@ def rolled(warm, serving):
 
 @pytest.fixture(scope="module")
 def again(rolled, output_dir, run_small_pipeline):
-    return _run(run_small_pipeline, output_dir, *WARM)
+    return run_and_read(run_small_pipeline, output_dir, *WARM)
 
 
 def test_a_warm_start_without_a_release_trains_from_scratch_and_says_so(scratch, serving):

@@ -83,10 +83,11 @@ def _write_pngs(span_dir, digits) -> None:
         Image.fromarray(pixels.reshape(28, 28).astype(np.uint8)).save(f"{folder}/{index}.png")
 
 
-def _run(run_small_pipeline, output_dir, spans_dir) -> Step:
+def run_and_read(run_small_pipeline, output_dir, *flags: str) -> Step:
+    """Runs the small pipeline with `flags`; returns how the run and the output dir look after."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        exit_code = run_small_pipeline(output_dir, f"--spans-dir={spans_dir}", *FLAGS)
+        exit_code = run_small_pipeline(output_dir, *flags)
     layout = local_runner.OutputLayout(output_dir)
     store = metadata.connect(layout.metadata_path)
     context = metadata.run_context(store)
@@ -95,6 +96,10 @@ def _run(run_small_pipeline, output_dir, spans_dir) -> Step:
     report = open(report_path).read() if os.path.exists(report_path) else ""
     versions = [release.version for release in releases.list_releases(layout.serving_model_dir)]
     return Step(exit_code, out.getvalue(), versions, states, report)
+
+
+def _run(run_small_pipeline, output_dir, spans_dir) -> Step:
+    return run_and_read(run_small_pipeline, output_dir, f"--spans-dir={spans_dir}", *FLAGS)
 
 
 @pytest.fixture(scope="module")
