@@ -25,7 +25,9 @@ import argparse
 import dataclasses
 import datetime
 import logging
+import re
 import shlex
+import socket
 import sys
 import time
 
@@ -41,6 +43,9 @@ from pipeline.config import OutputLayout
 from pipeline.pipeline import create_pipeline
 from reporting import run_summary
 from reporting.metadata import node_state
+
+PIPELINE_NAME_FORM = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+"""Pipeline names: no '.', which separates the name from a node's in ML Metadata."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,6 +73,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"schema once with `{stores.INIT_COMMAND}`); default: <output-dir>/metadata.db",
     )
     parser.add_argument(
+        "--pipeline-name",
+        default=defaults.pipeline_name,
+        help="the pipeline's name in ML Metadata (TFX's cache is keyed on it); in a store a "
+        "team shares, each output dir runs under its own name, e.g. mnist-alice "
+        f"(default: {defaults.pipeline_name})",
+    )
+    parser.add_argument(
         "--extra-examples",
         metavar="DIR",
         help="folder of tf.Example TFRecord files (GZIP if *.gz, else plain) with `image` "
@@ -92,6 +104,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             stores.parse(args.metadata)
         except stores.StoreError as error:
             parser.error(str(error))
+    if not PIPELINE_NAME_FORM.fullmatch(args.pipeline_name):
+        parser.error(
+            f"--pipeline-name {args.pipeline_name!r}: use 1 to 63 lower-case letters, digits, "
+            "'-' or '_', starting with a letter or digit"
+        )
     if not args.download and not tfds_mnist.has_all_archives(args.mnist_dir):
         parser.error(
             f"--mnist-dir {args.mnist_dir} does not hold the four MNIST archives "
@@ -139,8 +156,19 @@ def new_run_id() -> str:
 
 
 def run_with_id(pipeline: tfx_pipeline.Pipeline, run_id: str) -> None:
-    """Runs the pipeline with LocalDagRunner under a run id chosen here (see tfx_internals)."""
-    LocalDagRunner().run_with_ir(tfx_internals.compile_with_run_id(pipeline, run_id))
+    """Runs the pipeline with LocalDagRunner under a run id chosen here (see tfx_internals).
+
+    Every context and type the run will register in ML Metadata is registered
+    first, in one step that retries lost races: two runs into one shared
+    store then never collide mid-run (see `tfx_internals.register_run_in_metadata`).
+    """
+    pipeline_ir = tfx_internals.compile_with_run_id(pipeline, run_id)
+    stores.retrying_races(
+        lambda: tfx_internals.register_run_in_metadata(
+            pipeline_ir, pipeline.metadata_connection_config
+        )
+    )
+    LocalDagRunner().run_with_ir(pipeline_ir)
 
 
 def run(args: argparse.Namespace, run_id: str | None = None) -> run_summary.RunSummary:
@@ -187,8 +215,24 @@ def run_config(args: argparse.Namespace) -> pipeline_config.PipelineConfig:
     """The PipelineConfig the flags ask for."""
     config = run_flags.build_config(args)
     return dataclasses.replace(
-        config, data=dataclasses.replace(config.data, allow_download=args.download)
+        config,
+        pipeline_name=args.pipeline_name,
+        data=dataclasses.replace(config.data, allow_download=args.download),
     )
+
+
+def shared_store(args: argparse.Namespace) -> bool:
+    """True when --metadata names a store other than the output dir's own metadata.db."""
+    if args.metadata is None:
+        return False
+    store = stores.parse(args.metadata)
+    own = OutputLayout(os.path.abspath(args.output_dir)).metadata_path
+    return store.scheme != stores.SQLITE or os.path.abspath(store.path) != own
+
+
+def store_owner(output_dir: str) -> str:
+    """How a shared store names this output dir: `HOST:ABSOLUTE-PATH`."""
+    return f"{socket.gethostname()}:{os.path.abspath(output_dir)}"
 
 
 def header_lines(args: argparse.Namespace, run_id: str, log_path: str) -> list[str]:
@@ -220,8 +264,12 @@ def header_lines(args: argparse.Namespace, run_id: str, log_path: str) -> list[s
         f"  release gate test accuracy >= {config.accuracy_threshold}, not worse than the "
         "newest release",
         f"  log          {shown(log_path)}",
-        *([f"  metadata     {stores.parse(args.metadata).redacted()}"] if args.metadata else []),
+        *([f"  metadata     {_store_line(args, config)}"] if args.metadata else []),
     ]
+
+
+def _store_line(args: argparse.Namespace, config: pipeline_config.PipelineConfig) -> str:
+    return f"{stores.parse(args.metadata).redacted()} (pipeline {config.pipeline_name})"
 
 
 def write_run_report(
@@ -255,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         with locks.hold_output_dir(output_dir):
             if args.metadata is not None:
                 stores.open_store(args.metadata)  # before any work: say now if it cannot be used
+            if shared_store(args):
+                stores.claim_pipeline(args.metadata, args.pipeline_name, store_owner(output_dir))
             os.makedirs(os.path.dirname(log_path), exist_ok=True)
             if args.verbose:
                 return _run_verbose(args, run_id, log_path)

@@ -31,10 +31,15 @@ import socket
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+
+from contract import tfx_internals
+
+T = TypeVar("T")
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
@@ -48,6 +53,14 @@ _INIT_RACE = re.compile(
 )
 """What ML Metadata says when another client is creating the same schema (or database)."""
 INIT_ATTEMPTS = 10
+_WRITE_RACE = re.compile(
+    r"transaction is aborted|duplicate key value|already exists|could not serialize|"
+    r"deadlock detected"
+)
+"""What PostgreSQL says when two clients register the same type or context at once."""
+OWNER_PROPERTY = "output_dir"
+"""The custom property of a pipeline's context in a shared store: the output
+directory (`HOST:PATH`) whose runs it holds."""
 _NEWER = re.compile(r"database version (\d+) is greater than library version (\d+)")
 
 
@@ -301,3 +314,67 @@ def open_store(
                 continue
             raise _explain(store, error, native) from None
     raise AssertionError("unreachable")
+
+
+def retrying_races(step: Callable[[], T]) -> T:
+    """Runs an idempotent registration `step`, again while it loses a race to another client.
+
+    Two runs registering the same type or context into PostgreSQL at once:
+    one gets a duplicate key, or a transaction PostgreSQL has aborted; the
+    other's row is then there, and the step finds it the next time.
+    """
+    for attempt in range(INIT_ATTEMPTS):
+        try:
+            return step()
+        except Exception as error:  # noqa: BLE001 - ML Metadata raises plain errors
+            if not _WRITE_RACE.search(str(error)) or attempt == INIT_ATTEMPTS - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1) + random.random() * 0.2)
+    raise AssertionError("unreachable")
+
+
+def claim_pipeline(store: StoreURL | str, pipeline_name: str, owner: str) -> None:
+    """Makes `pipeline_name` in a shared store the pipeline of output dir `owner`, or refuses.
+
+    TFX keys its cache on the pipeline's name, not on its root: two output
+    directories running one pipeline name into one store would be served
+    each other's cached artifacts, files that live in the other directory.
+    So in a store that is not an output dir's own, a pipeline name belongs
+    to the first output dir that runs it (recorded on the pipeline's context
+    when it is created, which is atomic), and another one is refused.
+
+    Raises:
+      StoreError: the name belongs to another output dir (the message names
+        it and says how to run under another name).
+    """
+    store = parse(store) if isinstance(store, str) else store
+    handle = open_store(store)
+
+    def context() -> metadata_store_pb2.Context:
+        found = handle.get_context_by_type_and_name(
+            tfx_internals.PIPELINE_CONTEXT_TYPE, pipeline_name
+        )
+        if found is not None:
+            return found
+        type_id = handle.put_context_type(
+            metadata_store_pb2.ContextType(name=tfx_internals.PIPELINE_CONTEXT_TYPE),
+            can_add_fields=True,
+            can_omit_fields=True,
+        )
+        new = metadata_store_pb2.Context(type_id=type_id, name=pipeline_name)
+        new.custom_properties[OWNER_PROPERTY].string_value = owner
+        handle.put_contexts([new])
+        return new
+
+    found = retrying_races(context)
+    recorded = found.custom_properties[OWNER_PROPERTY].string_value
+    if not recorded:  # created before names were claimed: this output dir takes it
+        found.custom_properties[OWNER_PROPERTY].string_value = owner
+        handle.put_contexts([found])
+    elif recorded != owner:
+        raise StoreError(
+            f"pipeline {pipeline_name!r} in {store.redacted()} belongs to output dir {recorded} "
+            "(its runs, artifacts and cache are there): run this output dir under its own "
+            "name, e.g. --pipeline-name "
+            f"{pipeline_name}-{os.path.basename(owner.rstrip('/')) or 'mine'}"
+        )

@@ -68,6 +68,39 @@ def compile_with_run_id(pipeline: Any, run_id: str) -> Any:
     return pipeline_ir
 
 
+PIPELINE_CONTEXT_TYPE = "pipeline"
+"""The ML Metadata context type of a pipeline, named by the pipeline's name
+(`tfx/dsl/compiler/constants.py` `PIPELINE_CONTEXT_TYPE_NAME`); each run's
+`pipeline_run` context is its child."""
+
+
+def register_run_in_metadata(pipeline_ir: Any, connection_config: Any) -> None:
+    """Registers every context and type the run's nodes will, before the first node runs.
+
+    LocalDagRunner's launcher registers a node's contexts when the node
+    starts, its execution type when it records the execution and each
+    output's artifact type when it publishes. Two runs doing that into one
+    PostgreSQL store at the same moment collide: a duplicate key inside a
+    transaction leaves it "aborted", which TFX does not retry. Done here
+    first, with TFX's own functions on the compiled IR, the nodes then only
+    find what exists. Idempotent. Relies on, in TFX 1.16:
+    `tfx.orchestration.portable.mlmd.context_lib.prepare_contexts` and
+    `common_utils.register_type_if_not_exist` (what the launcher calls), and
+    on the IR's `nodes[].pipeline_node` carrying `contexts`, `node_info.type`
+    and `outputs.outputs[].artifact_spec.type`.
+    """
+    from tfx.orchestration import metadata
+    from tfx.orchestration.portable.mlmd import common_utils, context_lib
+
+    with metadata.Metadata(connection_config) as handle:
+        for node in pipeline_ir.nodes:
+            pipeline_node = node.pipeline_node
+            context_lib.prepare_contexts(handle, pipeline_node.contexts)
+            common_utils.register_type_if_not_exist(handle, pipeline_node.node_info.type)
+            for output in pipeline_node.outputs.outputs.values():
+                common_utils.register_type_if_not_exist(handle, output.artifact_spec.type)
+
+
 def run_kubeflow_v2_executor(argv: Sequence[str], then: Callable[[], None]) -> None:
     """Runs TFX's Kubeflow v2 container executor on `argv`, then `then()`.
 

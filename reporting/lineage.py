@@ -268,14 +268,21 @@ def _baseline(baselines: list[Artifact]) -> dict[str, Any] | None:
     }
 
 
-def list_runs(store: metadata_store.MetadataStore, pipeline_name: str) -> list[dict[str, Any]]:
-    """Every run: id, time, accuracy, blessed, pushed path, or why it stopped."""
+def list_runs(
+    store: metadata_store.MetadataStore, pipeline_name: str | None = None
+) -> list[dict[str, Any]]:
+    """Every run (of `pipeline_name`; None: of every pipeline in the store), oldest first:
+    pipeline, id, time, accuracy, blessed, pushed path, or why it stopped."""
     rows = []
     runs = sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id)
     for run in runs:
-        components = metadata.component_runs(store, run.id, pipeline_name)
+        pipeline = metadata.pipeline_of(store, run)
+        if pipeline_name is not None and pipeline != pipeline_name:
+            continue
+        components = metadata.component_runs(store, run.id, pipeline)
         by_node = {c.node_id: c for c in components}
         row: dict[str, Any] = {
+            "pipeline": pipeline,
             "run_id": run.name,
             "time": iso_time(run.create_time_since_epoch),
             "test_accuracy": None,
@@ -321,12 +328,17 @@ def render_chain(steps: list[Step]) -> str:
 
 
 def render_runs(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'run':<28} {'accuracy':>8} {'blessed':>7}  pushed / reason"]
+    """A table; with a pipeline column when the runs are of more than one pipeline."""
+    several = len({row["pipeline"] for row in rows}) > 1
+    width = max([len("pipeline"), *(len(row["pipeline"]) for row in rows)])
+    pipeline = f"{'pipeline':<{width}} " if several else ""
+    lines = [f"{pipeline}{'run':<28} {'accuracy':>8} {'blessed':>7}  pushed / reason"]
     for row in rows:
         accuracy = "-" if row["test_accuracy"] is None else f"{row['test_accuracy']:.4f}"
         blessed = {True: "yes", False: "no", None: "-"}[row["blessed"]]
         outcome = row["pushed"] or f"not pushed: {row['reason'] or 'not blessed'}"
-        lines.append(f"{row['run_id']:<28} {accuracy:>8} {blessed:>7}  {outcome}")
+        pipeline = f"{row['pipeline']:<{width}} " if several else ""
+        lines.append(f"{pipeline}{row['run_id']:<28} {accuracy:>8} {blessed:>7}  {outcome}")
     return "\n".join(lines)
 
 
@@ -363,7 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="a release's version dir (default: the latest release)")
     parser.add_argument("--list", action="store_true", help="every run and release")
     parser.add_argument("--json", action="store_true", help="JSON instead of text")
-    parser.add_argument("--pipeline-name", default="mnist")
+    parser.add_argument(
+        "--pipeline-name",
+        help="with --list: only this pipeline's runs (default: every pipeline in the store)",
+    )
     parser.add_argument(
         "--metadata",
         metavar="URL",

@@ -22,6 +22,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from contract import metadata_store as stores
+from contract import tfx_internals
 
 Artifact = metadata_store_pb2.Artifact
 
@@ -107,6 +108,14 @@ def run_context(
     if not runs:
         raise LookupError("no pipeline run recorded in ML Metadata")
     return max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+
+
+def pipeline_of(store: metadata_store.MetadataStore, run: metadata_store_pb2.Context) -> str:
+    """The name of the pipeline `run` (a `pipeline_run` context) is a run of: its parent's."""
+    for parent in store.get_parent_contexts_by_context(run.id):
+        if parent.type == tfx_internals.PIPELINE_CONTEXT_TYPE:
+            return parent.name
+    raise LookupError(f"pipeline run {run.name!r} has no pipeline context in ML Metadata")
 
 
 def node_state(metadata: str, pipeline_name: str, run_id: str, node_id: str) -> str:

@@ -28,7 +28,7 @@ from contract import artifacts, files, releases
 from contract import evaluation as evaluation_results
 from contract import metadata_store as stores
 from contract.artifacts import Anomaly, read_anomalies
-from contract.layout import PIPELINE_NAME, OutputLayout
+from contract.layout import OutputLayout
 from reporting import lineage, metadata, run_summary
 
 SECTION_IDS = (
@@ -482,7 +482,9 @@ def gather(
     store = open_store(output_dir, metadata_url)
     run = find_run(store, run_id)
     summary = run_summary.latest_run_summary(
-        metadata_url or OutputLayout(output_dir).metadata_path, PIPELINE_NAME, run.name
+        metadata_url or OutputLayout(output_dir).metadata_path,
+        metadata.pipeline_of(store, run),
+        run.name,
     )
     components = summary.components
     runs = {component.node_id: component for component in components}

@@ -1,10 +1,11 @@
 """Two real pipeline runs at once into one PostgreSQL ML Metadata store (small slice).
 
 The store is created once (init-store); then two `local_runner.py` processes
-with their own output directories run side by side into it. Both must
-finish and release; the store then holds both runs, and each run's lineage
-and report are its own (the other's run id and output directory appear in
-neither).
+with their own output directories and pipeline names run side by side into
+it. Both must finish and release, every component of each executed by its
+own run (nothing cached from the other's); the store then holds both runs,
+and each run's lineage and report are its own (the other's run id and
+output directory appear in neither).
 """
 
 import json
@@ -18,23 +19,12 @@ import pytest
 
 from contract import releases
 from contract.layout import OutputLayout
-from reporting import lineage
+from reporting import lineage, run_summary
 from reporting import metadata as metadata_command
+from tests import expected
 from tests.conftest import PROJECT_ROOT, SMALL_RUN_FLAGS
 
-pytestmark = [
-    pytest.mark.e2e,
-    # Open (issue 21): passed here on 2026-12-04, failed in a CI run the same day.
-    # Two *first* runs register ML Metadata's types and contexts at the same moment
-    # and one can fail ("current transaction is aborted"); and runs of one pipeline
-    # name share TFX's cache across output dirs (bob's ImportSchemaGen was cached
-    # from alice's run). Not strict: it passes when the runs do not collide.
-    pytest.mark.xfail(
-        reason="issue 21, open: concurrent first runs race on type registration and share "
-        "the cache across output dirs",
-        strict=False,
-    ),
-]
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +42,7 @@ def two_runs(postgres, tmp_path_factory, tfds_data_dir, mnist_dir):
                 f"--tfds-data-dir={tfds_data_dir}",
                 f"--mnist-dir={mnist_dir}",
                 f"--metadata={url}",
+                f"--pipeline-name=team-{name}",
                 *SMALL_RUN_FLAGS,
             ],
             cwd=PROJECT_ROOT,
@@ -87,6 +78,17 @@ def test_the_store_holds_both_runs_and_each_lineage_is_its_own(two_runs, capsys)
     listed = {row["run_id"]: row for row in json.loads(capsys.readouterr().out)}
     ids = {name: _run_id(outputs[name]) for name in ("alice", "bob")}
     assert set(ids.values()) <= set(listed)
+    for name in ("alice", "bob"):
+        assert listed[ids[name]]["pipeline"] == f"team-{name}"
+        assert (
+            lineage.main(["--list", "--json", "--metadata", url, f"--pipeline-name=team-{name}"])
+            == 0
+        )
+        assert [row["run_id"] for row in json.loads(capsys.readouterr().out)] == [ids[name]]
+        summary = run_summary.latest_run_summary(url, f"team-{name}", ids[name])
+        states = {component.node_id: component.state for component in summary.components}
+        assert set(states) == expected.COMPONENTS
+        assert set(states.values()) == {"executed"}, f"{name}: nothing cached from the other"
     for name, other in (("alice", "bob"), ("bob", "alice")):
         released = releases.newest_release(OutputLayout(str(root / name)).serving_model_dir)
         assert listed[ids[name]]["pushed"], listed[ids[name]]

@@ -62,7 +62,7 @@ def test_benchmark_smoke_run_reports_every_figure(smoke):
     assert 0 < results["memory"]["peak_gb"] < 24
     assert results["machine"]["cores"] >= 1 and results["machine"]["date"]
     assert results["wall_s"]["pipeline_cached"] < results["wall_s"]["pipeline"]
-    assert set(results["growth_wall_s"]) == {"10%", "50%", "100%"}
+    assert set(results["growth_wall_s"]) == {"10%", "100%"}  # --smoke: one growth run
     assert "Trainer" in results["components_s"]
     assert "ratios: pipeline_over_seed" in completed.stdout
 

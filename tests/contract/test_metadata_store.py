@@ -7,9 +7,14 @@ same moment (ML Metadata's own creation race fails three of four clients on
 an empty database); a run's connection never creates a schema; and each
 failure (server down, wrong password, missing database, uninitialised, a
 newer schema) is one line that says what to do and never holds the password.
+Then what two runs meeting in one store need: every type and context a run
+registers, registered by several runs at the same moment into a fresh store
+(the real pipeline's IR), all succeed; and a pipeline name belongs to one
+output dir (TFX's cache is keyed on the name): another is refused, in one line.
 """
 
 import multiprocessing
+import os
 import socket
 import uuid
 
@@ -83,6 +88,25 @@ def test_the_runner_refuses_a_bad_url_before_running(tmp_path, capsys):
         local_runner.parse_args([f"--output-dir={tmp_path}", "--metadata=mysql://x/y"])
     assert exited.value.code == 2 and "unknown scheme 'mysql'" in capsys.readouterr().err
     assert not any(tmp_path.iterdir()), "nothing written"
+
+
+@pytest.mark.parametrize("name", ["mnist.v2", "Mnist", "-mnist", "", "m" * 64])
+def test_a_pipeline_name_the_store_cannot_tell_from_its_nodes_is_refused(name, tmp_path, capsys):
+    import local_runner
+
+    with pytest.raises(SystemExit) as exited:
+        local_runner.parse_args([f"--output-dir={tmp_path}", f"--pipeline-name={name}"])
+    assert exited.value.code == 2
+    assert f"--pipeline-name {name!r}: use 1 to 63 lower-case letters" in capsys.readouterr().err
+
+
+def test_the_pipeline_name_flag_names_the_run_in_ml_metadata(tmp_path):
+    import local_runner
+
+    args = local_runner.parse_args([f"--output-dir={tmp_path}", "--pipeline-name=mnist-bob_2"])
+    assert local_runner.run_config(args).pipeline_name == "mnist-bob_2"
+    default = local_runner.parse_args([f"--output-dir={tmp_path}"])
+    assert local_runner.run_config(default).pipeline_name == "mnist"
 
 
 def test_the_connection_config_is_built_in_one_place():
@@ -199,3 +223,99 @@ def _unused_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def _register(url: str, serialized_ir: bytes, start, results) -> None:
+    """A run's first step in its own process: register its types and contexts, at `start`."""
+    from tfx.proto.orchestration import pipeline_pb2
+
+    from contract import tfx_internals
+
+    pipeline_ir = pipeline_pb2.Pipeline.FromString(serialized_ir)
+    config = stores.connection_config(stores.parse(url))
+    stores.open_store(url)
+    start.wait(timeout=120)
+    try:
+        stores.retrying_races(lambda: tfx_internals.register_run_in_metadata(pipeline_ir, config))
+        results.put("ok")
+    except Exception as error:  # noqa: BLE001 - the test reports it
+        results.put(f"{type(error).__name__}: {error}")
+
+
+def _pipeline_ir(tmp_path, run_id: str):
+    from contract import tfx_internals
+    from tests.pipeline.test_pipeline import _pipeline as default_pipeline
+
+    return tfx_internals.compile_with_run_id(default_pipeline(tmp_path), run_id)
+
+
+def test_runs_registering_their_types_and_contexts_at_one_moment_all_succeed(postgres, tmp_path):
+    url = _fresh(postgres)
+    stores.open_store(url, create=True)
+    spawn = multiprocessing.get_context("spawn")
+    irs = [_pipeline_ir(tmp_path, f"run-{n}").SerializeToString() for n in range(3)]
+    start, results = spawn.Barrier(len(irs)), spawn.Queue()
+    clients = [spawn.Process(target=_register, args=(url, ir, start, results)) for ir in irs]
+    for client in clients:
+        client.start()
+    for client in clients:
+        client.join(timeout=180)
+    assert sorted(results.get(timeout=5) for _ in clients) == ["ok"] * len(irs)
+    store = stores.open_store(url)
+    (pipeline,) = store.get_contexts_by_type("pipeline")
+    runs = store.get_children_contexts_by_context(pipeline.id)
+    assert sorted(run.name for run in runs) == [f"run-{n}" for n in range(3)]
+    nodes = [node.pipeline_node.node_info.id for node in _pipeline_ir(tmp_path, "x").nodes]
+    assert sorted(c.name for c in store.get_contexts_by_type("node")) == sorted(
+        f"mnist.{node}" for node in nodes
+    )
+
+
+def test_a_pipeline_name_in_a_shared_store_belongs_to_one_output_dir(postgres):
+    url = _fresh(postgres)
+    stores.open_store(url, create=True)
+    stores.claim_pipeline(url, "mnist", "host-a:/work/alice/output")
+    stores.claim_pipeline(url, "mnist", "host-a:/work/alice/output")  # its own: again fine
+    stores.claim_pipeline(url, "mnist-bob", "host-b:/home/bob/output")
+    with pytest.raises(stores.StoreError) as raised:
+        stores.claim_pipeline(url, "mnist", "host-b:/home/bob/output")
+    assert str(raised.value) == (
+        f"pipeline 'mnist' in {stores.parse(url).redacted()} belongs to output dir "
+        "host-a:/work/alice/output (its runs, artifacts and cache are there): run this output "
+        "dir under its own name, e.g. --pipeline-name mnist-output"
+    )
+    store = stores.open_store(url)
+    owners = {
+        context.name: context.custom_properties[stores.OWNER_PROPERTY].string_value
+        for context in store.get_contexts_by_type("pipeline")
+    }
+    assert owners == {"mnist": "host-a:/work/alice/output", "mnist-bob": "host-b:/home/bob/output"}
+    # A pipeline context from before names were claimed (no owner): the first claim takes it.
+    (old,) = [c for c in store.get_contexts_by_type("pipeline") if c.name == "mnist-bob"]
+    del old.custom_properties[stores.OWNER_PROPERTY]
+    store.put_contexts([old])
+    stores.claim_pipeline(url, "mnist-bob", "host-c:/srv/output")
+    with pytest.raises(stores.StoreError, match="belongs to output dir host-c:/srv/output"):
+        stores.claim_pipeline(url, "mnist-bob", "host-b:/home/bob/output")
+
+
+def test_the_runner_refuses_another_output_dirs_pipeline_name_before_any_work(
+    postgres, tmp_path, mnist_dir, capsys
+):
+    import local_runner
+
+    url = _fresh(postgres)
+    stores.open_store(url, create=True)
+    stores.claim_pipeline(url, "mnist", "elsewhere:/team/output")
+    out = tmp_path / "out"
+    flags = [f"--output-dir={out}", f"--mnist-dir={mnist_dir}", f"--metadata={url}"]
+    assert local_runner.main([*flags, *SMALL_RUN_FLAGS]) == 1
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert "pipeline 'mnist'" in line and "belongs to output dir elsewhere:/team/output" in line
+    assert "--pipeline-name mnist-out" in line
+    assert not (out / "pipeline").exists() and not (out / "serving").exists()
+    assert local_runner.shared_store(local_runner.parse_args([*flags]))
+    own = local_runner.parse_args(
+        [f"--output-dir={out}", f"--metadata={os.path.join(out, 'metadata.db')}"]
+    )
+    assert not local_runner.shared_store(own), "the output dir's own metadata.db claims nothing"

@@ -31,6 +31,13 @@ def TinyComponent(  # noqa: N802 (a TFX component for the tests below)
     del examples, count
 
 
+@component
+def TinyRun(  # noqa: N802 (a TFX component without a driver, for the registration test)
+    examples: OutputArtifact[standard_artifacts.Examples],
+) -> None:
+    del examples
+
+
 class TinyDriver(base_driver.BaseDriver):
     """A driver class to declare."""
 
@@ -165,3 +172,50 @@ def test_a_fresh_process_gets_tf_keras_from_the_contract_package_alone():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().startswith("tf_keras")
+
+
+def _registered(store) -> dict[str, list]:
+    """What a store holds that registration is about: types, and contexts with parents."""
+    contexts = sorted(
+        (
+            context.type,
+            context.name,
+            tuple(p.name for p in store.get_parent_contexts_by_context(context.id)),
+        )
+        for context in store.get_contexts()
+        if context.type in ("pipeline", "pipeline_run", "node")
+    )
+    return {
+        "artifact types": sorted((t.name, t.id) for t in store.get_artifact_types()),
+        "execution types": sorted((t.name, t.id) for t in store.get_execution_types()),
+        "contexts": contexts,
+    }
+
+
+def test_registering_a_run_first_leaves_tfxs_launcher_nothing_to_register(tmp_path):
+    from ml_metadata.metadata_store import metadata_store
+    from tfx.orchestration import metadata
+
+    config = metadata.sqlite_metadata_connection_config(str(tmp_path / "metadata.db"))
+    pipeline = tfx_pipeline.Pipeline(
+        pipeline_name="tiny",
+        pipeline_root=str(tmp_path / "root"),
+        components=[TinyRun()],
+        metadata_connection_config=config,
+    )
+    pipeline_ir = tfx_internals.compile_with_run_id(pipeline, "run-7")
+    tfx_internals.register_run_in_metadata(pipeline_ir, config)
+    tfx_internals.register_run_in_metadata(pipeline_ir, config)  # idempotent
+    store = metadata_store.MetadataStore(config)
+    before = _registered(store)
+    assert ("pipeline", "tiny", ()) in before["contexts"]
+    assert ("pipeline_run", "run-7", ("tiny",)) in before["contexts"]
+    assert ("node", "tiny.TinyRun", ()) in before["contexts"]
+    assert "Examples" in dict(before["artifact types"])
+    assert tfx_internals.PIPELINE_CONTEXT_TYPE == "pipeline"
+
+    local_dag_runner.LocalDagRunner().run_with_ir(pipeline_ir)
+
+    (execution,) = store.get_executions()
+    assert execution.last_known_state == execution.COMPLETE
+    assert _registered(store) == before, "TFX's launcher registered something not done first"
