@@ -22,14 +22,18 @@ from reporting import console as run_console
 run_console.quiet_library_startup()
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import logging
 import re
 import shlex
+import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
@@ -365,12 +369,52 @@ def _run_verbose(args: argparse.Namespace, run_id: str, log_path: str) -> int:
     return exit_code
 
 
+class InterruptGuard(logging.Handler):
+    """A Ctrl-C that code on its way swallowed still stops the run, at the next component.
+
+    The first SIGINT raises KeyboardInterrupt where the main thread is, as
+    Python's default handler does, and is remembered: if a library between
+    there and the runner catches it and carries on, the next component that
+    LocalDagRunner starts or finishes (its log record, see
+    `tfx_internals.component_event`) raises it again.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.interrupted = False
+
+    def on_sigint(self, signum: int, frame: Any) -> None:
+        self.interrupted = True
+        signal.default_int_handler(signum, frame)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.interrupted and tfx_internals.component_event(record) is not None:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """SIGINT handler and root-logger handler for the block (main thread only)."""
+        try:
+            previous = signal.signal(signal.SIGINT, self.on_sigint)
+        except ValueError:  # not the main thread: signals cannot be handled here
+            yield
+            return
+        logging.getLogger().addHandler(self)
+        try:
+            yield
+        finally:
+            logging.getLogger().removeHandler(self)
+            signal.signal(signal.SIGINT, previous)
+
+
 def _outcome(
     args: argparse.Namespace, run_id: str
 ) -> tuple[int, run_summary.RunSummary | None, str | None]:
     """Runs the pipeline: (exit code, summary if it finished, failure message if not)."""
+    guard = InterruptGuard()
     try:
-        summary = run(args, run_id)
+        with guard.installed():
+            summary = run(args, run_id)
     except KeyboardInterrupt:
         return 130, None, "interrupted; a rerun resumes from the cache"
     except Exception as error:  # noqa: BLE001 - turned into a message and exit code
