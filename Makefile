@@ -18,7 +18,7 @@ setup: $(STAMP)
 # work on 3.11, so it is installed as resolved: no deps, no Python check.
 $(STAMP): $(LOCK) setup.py
 	test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
-	$(VENV_PY) -m pip install --quiet --no-compile --no-deps --ignore-requires-python -r $(LOCK)
+	$(VENV_PY) -m pip install --quiet --no-deps --ignore-requires-python -r $(LOCK)
 	$(VENV_PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(VENV_PY) -m pip check
 	touch $(STAMP)
