@@ -80,10 +80,10 @@ def register_run_in_metadata(pipeline_ir: Any, connection_config: Any) -> None:
     LocalDagRunner's launcher registers a node's contexts when the node
     starts, its execution type when it records the execution and each
     output's artifact type when it publishes. Two runs doing that into one
-    PostgreSQL store at the same moment collide: a duplicate key inside a
-    transaction leaves it "aborted", which TFX does not retry. Done here
-    first, with TFX's own functions on the compiled IR, the nodes then only
-    find what exists. Idempotent. Relies on, in TFX 1.16:
+    PostgreSQL store at the same moment can collide (a CI run saw "current
+    transaction is aborted" at a component's start, which TFX does not
+    retry). Done here first, with TFX's own functions on the compiled IR,
+    the nodes then only find what exists. Idempotent. Relies on, in TFX 1.16:
     `tfx.orchestration.portable.mlmd.context_lib.prepare_contexts` and
     `common_utils.register_type_if_not_exist` (what the launcher calls), and
     on the IR's `nodes[].pipeline_node` carrying `contexts`, `node_info.type`
